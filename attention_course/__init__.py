@@ -1,0 +1,8 @@
+"""Code shared by the chapters of *Self-Attention, Hands-On*.
+
+Each chapter imports what it needs from here instead of copying it, so a fix
+lands everywhere at once.
+"""
+from attention_course.device import device, describe_device, set_seed
+
+__all__ = ["device", "describe_device", "set_seed"]
