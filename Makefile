@@ -1,0 +1,59 @@
+# Self-Attention, Hands-On — every command a newcomer needs.
+#   make book    install into .venv, build the website with every chapter executed
+#   make test    install what the tests need, run the whole test suite
+#   make serve   serve the built site on http://127.0.0.1:8000 (loopback only)
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+JB := $(VENV)/bin/jupyter-book
+SITE := _build/html
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+
+.PHONY: install book serve test test-fast browser-deps vendor notebooks bench-book bench-grade clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet --progress-bar off -r requirements.txt
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course)" >/dev/null
+	touch $(STAMP)
+
+vendor: install
+	$(PY) -m attention_course.site.vendor
+
+notebooks: install
+	$(PY) -m attention_course.site.pair
+
+book: install vendor
+	$(JB) build . --builder html -W --keep-going
+	@echo
+	@echo "Site built in $(SITE)/index.html — run 'make serve' and open http://127.0.0.1:$(PORT)/"
+
+serve:
+	@echo "Serving $(SITE) on http://127.0.0.1:$(PORT)/ (Ctrl-C to stop)"
+	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory $(SITE)
+
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser-deps vendor
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+bench-book: install vendor
+	$(PY) -m attention_course.site.bench_book
+
+# --- grading (owned by the autograder) ---
+bench-grade: install
+	$(PY) -m autograder.bench
+# --- end grading ---
+
+clean:
+	rm -rf _build

@@ -1,0 +1,83 @@
+"""The temperature slider: softmax(scores / T) as an attention heatmap.
+
+The same control must work in a live kernel and on the static website, where no
+kernel runs. So every frame is computed up front in Python and the slider is
+linked to the frames *in the browser* (``jslink``): moving it switches frames
+client-side, with or without a kernel.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+
+from attention_course.attention import entropy, softmax
+from attention_course.plotting import figure_to_png, plot_attention
+
+
+def default_temperatures() -> np.ndarray:
+    """25 temperatures from 0.05 to 20, evenly spaced in log scale, with T = 1 among them."""
+    return np.round(np.logspace(np.log10(0.05), np.log10(20), 25), 4)
+
+
+@dataclass(frozen=True)
+class TemperatureFrame:
+    temperature: float
+    weights: np.ndarray  # (n_queries, n_keys), rows sum to 1
+    entropy: np.ndarray  # (n_queries,) in nats
+
+
+def temperature_frames(scores, temperatures) -> list[TemperatureFrame]:
+    """The attention weights and their row entropies at each temperature."""
+    scores = np.asarray(scores, dtype=float)
+    frames = []
+    for t in temperatures:
+        weights = softmax(scores, axis=-1, temperature=float(t))
+        frames.append(TemperatureFrame(float(t), weights, entropy(weights, axis=-1)))
+    return frames
+
+
+def frame_html(frame: TemperatureFrame, query_tokens, key_tokens) -> str:
+    """One frame as self-contained HTML: the heatmap PNG and each row's entropy."""
+    fig, ax = plt.subplots(figsize=(4.2, 3.4))
+    plot_attention(frame.weights, query_tokens, key_tokens, ax=ax, title=f"softmax(scores / T), T = {frame.temperature:g}")
+    png = base64.b64encode(figure_to_png(fig)).decode("ascii")
+    max_entropy = np.log(len(key_tokens))
+    rows = "".join(
+        f"<tr><td>{html.escape(tok)}</td><td>{h:.3f}</td></tr>"
+        for tok, h in zip(query_tokens, frame.entropy)
+    )
+    return (
+        f'<div class="temperature-frame" data-temperature="{frame.temperature:g}">'
+        f'<img alt="attention weights at temperature {frame.temperature:g}" src="data:image/png;base64,{png}"/>'
+        f'<table class="entropy-table"><tr><th>query</th><th>entropy (熵), nats</th></tr>{rows}</table>'
+        f"<p>0 = one-hot (all weight on one key); {max_entropy:.3f} = uniform over {len(key_tokens)} keys.</p>"
+        "</div>"
+    )
+
+
+def temperature_slider(scores, query_tokens, key_tokens=None, temperatures=None, initial=1.0):
+    """A slider over temperatures that shows the attention heatmap and row entropies.
+
+    Returns a ``VBox`` holding a ``SelectionSlider`` (readout = T) and a ``Stack``
+    of precomputed frames; the two are linked in the browser.
+    """
+    key_tokens = list(query_tokens if key_tokens is None else key_tokens)
+    temperatures = default_temperatures() if temperatures is None else np.asarray(temperatures, dtype=float)
+    frames = temperature_frames(scores, temperatures)
+    start = int(np.argmin(np.abs(np.log(temperatures) - np.log(initial))))
+    pages = [widgets.HTML(frame_html(f, query_tokens, key_tokens)) for f in frames]
+    stack = widgets.Stack(pages, selected_index=start)
+    slider = widgets.SelectionSlider(
+        options=[(f"{t:g}", i) for i, t in enumerate(temperatures)],
+        value=start,
+        description="T (温度)",
+        continuous_update=True,
+        layout=widgets.Layout(width="420px"),
+    )
+    widgets.jslink((slider, "index"), (stack, "selected_index"))
+    return widgets.VBox([slider, stack])

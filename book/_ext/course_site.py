@@ -1,0 +1,55 @@
+"""Sphinx glue that keeps the course website self-contained and error-free.
+
+* Serves a MathJax-2 ``Hub`` shim the ipywidgets html-manager 1.x needs under MathJax 3.
+* Drops duplicate ``<script>`` entries (jupyter-book 1.0.4 lists thebe's config twice
+  on every page, which throws "Identifier 'THEBE_JS_URL' has already been declared").
+* Copies the html-manager's icon fonts to the page-relative path it requests them from.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FONT_DIR_IN_STATIC = Path("vendor") / "html-manager" / "dist"
+FONT_DIR_FROM_PAGE = Path("@jupyter-widgets") / "html-manager" / "dist"
+
+
+def add_static_path(app, config) -> None:
+    config.html_static_path.append(str(HERE / "static"))
+
+
+def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> None:
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    unique = {}
+    for script in scripts:
+        # Inline scripts are registered with filename None by some extensions and "" by others.
+        key = (script.filename or "", script.priority, tuple(sorted(script.attributes.items())))
+        unique.setdefault(key, script)
+    scripts[:] = unique.values()
+
+
+def copy_widget_fonts(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    outdir = Path(app.outdir)
+    fonts = sorted((outdir / "_static" / FONT_DIR_IN_STATIC).glob("*"))
+    if not fonts:
+        return
+    page_dirs = {page.parent for page in outdir.rglob("*.html") if "_static" not in page.parts}
+    for page_dir in page_dirs:
+        target = page_dir / FONT_DIR_FROM_PAGE
+        target.mkdir(parents=True, exist_ok=True)
+        for font in fonts:
+            shutil.copy2(font, target / font.name)
+
+
+def setup(app):
+    app.connect("config-inited", add_static_path)
+    app.add_js_file("mathjax2-hub-shim.js", priority=100)
+    # Early: Sphinx stops calling html-page-context handlers once one returns a template.
+    app.connect("html-page-context", drop_duplicate_scripts, priority=100)
+    app.connect("build-finished", copy_widget_fonts)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
