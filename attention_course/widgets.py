@@ -60,24 +60,37 @@ def frame_html(frame: TemperatureFrame, query_tokens, key_tokens) -> str:
     )
 
 
-def temperature_slider(scores, query_tokens, key_tokens=None, temperatures=None, initial=1.0):
-    """A slider over temperatures that shows the attention heatmap and row entropies.
+def frame_slider(labels, pages_html, description, start=0, width="420px"):
+    """A slider whose positions show precomputed HTML frames, linked in the browser.
 
-    Returns a ``VBox`` holding a ``SelectionSlider`` (readout = T) and a ``Stack``
-    of precomputed frames; the two are linked in the browser.
+    Works with and without a kernel: the frames live in the widget state that is
+    saved with the notebook, and ``jslink`` switches them client-side. ``labels``
+    are the slider's readout at each position.
     """
+    if len(labels) != len(pages_html):
+        raise ValueError(f"{len(labels)} labels for {len(pages_html)} frames")
+    stack = widgets.Stack([widgets.HTML(page) for page in pages_html], selected_index=start)
+    slider = widgets.SelectionSlider(
+        options=[(label, i) for i, label in enumerate(labels)],
+        value=start,
+        description=description,
+        continuous_update=True,
+        style={"description_width": "initial"},
+        layout=widgets.Layout(width=width),
+    )
+    widgets.jslink((slider, "index"), (stack, "selected_index"))
+    return widgets.VBox([slider, stack])
+
+
+def temperature_slider(scores, query_tokens, key_tokens=None, temperatures=None, initial=1.0):
+    """A slider over temperatures that shows the attention heatmap and row entropies."""
     key_tokens = list(query_tokens if key_tokens is None else key_tokens)
     temperatures = default_temperatures() if temperatures is None else np.asarray(temperatures, dtype=float)
     frames = temperature_frames(scores, temperatures)
     start = int(np.argmin(np.abs(np.log(temperatures) - np.log(initial))))
-    pages = [widgets.HTML(frame_html(f, query_tokens, key_tokens)) for f in frames]
-    stack = widgets.Stack(pages, selected_index=start)
-    slider = widgets.SelectionSlider(
-        options=[(f"{t:g}", i) for i, t in enumerate(temperatures)],
-        value=start,
+    return frame_slider(
+        [f"{t:g}" for t in temperatures],
+        [frame_html(f, query_tokens, key_tokens) for f in frames],
         description="T (温度)",
-        continuous_update=True,
-        layout=widgets.Layout(width="420px"),
+        start=start,
     )
-    widgets.jslink((slider, "index"), (stack, "selected_index"))
-    return widgets.VBox([slider, stack])

@@ -1,0 +1,98 @@
+"""The shared Transformer pieces agree with torch's own modules."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from attention_course.transformer import (
+    DecoderLayer,
+    EncoderLayer,
+    MultiHeadAttention,
+    causal_mask,
+    merge_heads,
+    padding_mask,
+    sinusoidal_positional_encoding,
+    split_heads,
+)
+
+
+def copy_into_torch_mha(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
+    with torch.no_grad():
+        theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
+        theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
+        theirs.out_proj.weight.copy_(ours.w_o.weight)
+        theirs.out_proj.bias.copy_(ours.w_o.bias)
+
+
+def test_split_heads_puts_feature_block_i_in_head_i_and_merge_inverts():
+    x = torch.arange(2 * 3 * 8, dtype=torch.float32).view(2, 3, 8)
+    heads = split_heads(x, 4)
+    assert heads.shape == (2, 4, 3, 2)
+    assert torch.equal(heads[1, 2, 0], x[1, 0, 4:6])
+    assert torch.equal(merge_heads(heads), x)
+
+
+def test_multihead_rejects_indivisible_width():
+    with pytest.raises(ValueError, match="divisible"):
+        MultiHeadAttention(10, 3)
+
+
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_multihead_matches_torch_with_copied_weights(use_mask):
+    torch.manual_seed(0)
+    ours = MultiHeadAttention(16, 4).double()
+    theirs = nn.MultiheadAttention(16, 4, batch_first=True).double()
+    copy_into_torch_mha(ours, theirs)
+    q, kv = torch.randn(2, 5, 16, dtype=torch.float64), torch.randn(2, 7, 16, dtype=torch.float64)
+    mask = torch.rand(5, 7) > 0.3 if use_mask else None
+    if mask is not None:
+        mask[:, 0] = True
+    out, weights = ours(q, kv, kv, mask)
+    ref_out, ref_weights = theirs(q, kv, kv, attn_mask=None if mask is None else ~mask, average_attn_weights=False)
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(weights, ref_weights)
+    assert sum(p.numel() for p in ours.parameters()) == 4 * (16 * 16 + 16)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_encoder_layer_matches_torch(norm_first):
+    torch.manual_seed(1)
+    d, h, ff = 12, 3, 24
+    ours = EncoderLayer(d, h, ff, norm_first=norm_first).double().eval()
+    theirs = nn.TransformerEncoderLayer(d, h, ff, dropout=0.0, batch_first=True, norm_first=norm_first).double().eval()
+    copy_into_torch_mha(ours.self_attn, theirs.self_attn)
+    theirs.linear1.load_state_dict(ours.ffn.linear1.state_dict())
+    theirs.linear2.load_state_dict(ours.ffn.linear2.state_dict())
+    theirs.norm1.load_state_dict(ours.norm1.state_dict())
+    theirs.norm2.load_state_dict(ours.norm2.state_dict())
+    x = torch.randn(2, 6, d, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_decoder_layer_is_causal_and_reads_memory():
+    torch.manual_seed(2)
+    layer = DecoderLayer(8, 2, 16).eval()
+    x, memory = torch.randn(1, 5, 8), torch.randn(1, 4, 8)
+    changed = x.clone()
+    changed[0, 3] += 10.0
+    mask = causal_mask(5)
+    before, after = layer(x, memory, mask), layer(changed, memory, mask)
+    torch.testing.assert_close(before[0, :3], after[0, :3])
+    assert not torch.allclose(before[0, 3:], after[0, 3:])
+    assert layer.cross_attention_weights.shape == (1, 2, 5, 4)
+    assert not torch.allclose(layer(x, memory + 1.0, mask), before)
+
+
+def test_masks():
+    assert torch.equal(causal_mask(3), torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]], dtype=torch.bool))
+    tokens = torch.tensor([[5, 6, 0], [7, 0, 0]])
+    assert padding_mask(tokens, pad_id=0).shape == (2, 1, 1, 3)
+    assert padding_mask(tokens, pad_id=0)[1, 0, 0].tolist() == [True, False, False]
+
+
+def test_sinusoidal_positional_encoding_formula():
+    pe = sinusoidal_positional_encoding(50, 16)
+    pos, i = 7, 3
+    assert math.isclose(pe[pos, 2 * i].item(), math.sin(pos / 10000 ** (2 * i / 16)), rel_tol=1e-5)
+    assert math.isclose(pe[pos, 2 * i + 1].item(), math.cos(pos / 10000 ** (2 * i / 16)), rel_tol=1e-5)
