@@ -24,10 +24,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 vendor: install
-	$(PY) -m attention_course.site.vendor
+	$(PY) tools/vendor_assets.py
 
 notebooks: install
-	$(PY) -m attention_course.site.pair
+	$(PY) tools/pair_notebooks.py
 
 book: install vendor
 	$(JB) build . --builder html -W --keep-going
@@ -48,7 +48,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 bench-book: install vendor
-	$(PY) -m attention_course.site.bench_book
+	$(PY) tools/bench_book.py
 
 # --- grading (owned by the autograder) ---
 bench-grade: install
