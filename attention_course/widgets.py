@@ -60,35 +60,37 @@ def frame_html(frame: TemperatureFrame, query_tokens, key_tokens) -> str:
     )
 
 
-def frame_slider(labels, pages_html, description, start=0, width="420px"):
+class FrameSlider(widgets.VBox):
     """A slider whose positions show precomputed HTML frames, linked in the browser.
 
     Works with and without a kernel: the frames live in the widget state that is
     saved with the notebook, and ``jslink`` switches them client-side. ``labels``
     are the slider's readout at each position.
     """
-    if len(labels) != len(pages_html):
-        raise ValueError(f"{len(labels)} labels for {len(pages_html)} frames")
-    stack = widgets.Stack([widgets.HTML(page) for page in pages_html], selected_index=start)
-    slider = widgets.SelectionSlider(
-        options=[(label, i) for i, label in enumerate(labels)],
-        value=start,
-        description=description,
-        continuous_update=True,
-        style={"description_width": "initial"},
-        layout=widgets.Layout(width=width),
-    )
-    widgets.jslink((slider, "index"), (stack, "selected_index"))
-    return widgets.VBox([slider, stack])
+
+    def __init__(self, labels, pages_html, description, start=0, width="420px"):
+        if len(labels) != len(pages_html):
+            raise ValueError(f"{len(labels)} labels for {len(pages_html)} frames")
+        self.stack = widgets.Stack([widgets.HTML(page) for page in pages_html], selected_index=start)
+        self.slider = widgets.SelectionSlider(
+            options=[(label, i) for i, label in enumerate(labels)],
+            value=start,
+            description=description,
+            continuous_update=True,
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width=width),
+        )
+        self.link = widgets.jslink((self.slider, "index"), (self.stack, "selected_index"))
+        super().__init__([self.slider, self.stack])
 
 
 def temperature_slider(scores, query_tokens, key_tokens=None, temperatures=None, initial=1.0):
-    """A slider over temperatures that shows the attention heatmap and row entropies."""
+    """A FrameSlider over temperatures showing the attention heatmap and row entropies."""
     key_tokens = list(query_tokens if key_tokens is None else key_tokens)
     temperatures = default_temperatures() if temperatures is None else np.asarray(temperatures, dtype=float)
     frames = temperature_frames(scores, temperatures)
     start = int(np.argmin(np.abs(np.log(temperatures) - np.log(initial))))
-    return frame_slider(
+    return FrameSlider(
         [f"{t:g}" for t in temperatures],
         [frame_html(f, query_tokens, key_tokens) for f in frames],
         description="T (温度)",

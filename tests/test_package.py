@@ -4,7 +4,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 import ipywidgets as widgets
-from ipywidgets.widgets.widget_link import Link
 
 import attention_course.runtime as device_module
 from attention_course import describe_device, device
@@ -13,7 +12,7 @@ from attention_course.data import toy_sentence
 from attention_course.widgets import (
     default_temperatures,
     frame_html,
-    frame_slider,
+    FrameSlider,
     temperature_frames,
     temperature_slider,
 )
@@ -104,10 +103,9 @@ def test_temperature_slider_links_readout_to_frames_in_the_browser():
     assert isinstance(slider, widgets.SelectionSlider) and isinstance(stack, widgets.Stack)
     assert len(stack.children) == len(default_temperatures())
     assert slider.label == "1" and stack.selected_index == slider.index
-    links = [w for w in widgets.Widget.widgets.values() if isinstance(w, Link)]
-    assert any(l.source == (slider, "index") and l.target == (stack, "selected_index") for l in links)
+    assert box.link.source == (slider, "index") and box.link.target == (stack, "selected_index")
 
 
 def test_frame_slider_rejects_mismatched_labels():
     with pytest.raises(ValueError, match="2 labels for 1 frames"):
-        frame_slider(["a", "b"], ["<p>only one</p>"], description="x")
+        FrameSlider(["a", "b"], ["<p>only one</p>"], description="x")
