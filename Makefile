@@ -7,7 +7,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-JB := $(VENV)/bin/jupyter-book
 SITE := _build/html
 STAMP := $(VENV)/.installed
 PORT ?= 8000
@@ -24,15 +23,13 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 vendor: install
-	$(PY) tools/vendor_assets.py
+	$(PY) -m tools.vendor_assets
 
 notebooks: install
-	$(PY) tools/pair_notebooks.py
+	$(PY) -m tools.pair_notebooks
 
 book: install vendor
-	$(JB) build . --builder html -W --keep-going
-	@echo
-	@echo "Site built in $(SITE)/index.html — run 'make serve' and open http://127.0.0.1:$(PORT)/"
+	$(PY) -m tools.book
 
 serve:
 	@echo "Serving $(SITE) on http://127.0.0.1:$(PORT)/ (Ctrl-C to stop)"
@@ -48,7 +45,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 bench-book: install vendor
-	$(PY) tools/bench_book.py
+	$(PY) -m tools.bench_book
 
 # --- grading (owned by the autograder) ---
 bench-grade: install

@@ -13,13 +13,13 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools.book import ROOT, is_notebook
+
 BOOK = ROOT / "book"
 
 
 def chapter_sources() -> list[Path]:
-    """MyST notebooks: the .md files whose front matter declares a kernel."""
-    return sorted(p for p in BOOK.glob("*.md") if "kernelspec" in jupytext.read(p).metadata)
+    return sorted(p for p in BOOK.glob("*.md") if is_notebook(p))
 
 
 def paired_text(md: Path) -> str:

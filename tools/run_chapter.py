@@ -1,6 +1,6 @@
 """Execute one chapter the way the book build does, and report per-cell times.
 
-    .venv/bin/python tools/run_chapter.py book/02_scaling.md [--timeout 300]
+    .venv/bin/python -m tools.run_chapter book/02_scaling.md [--timeout 300]
 
 Fails (exit 1) on a cell error or on any stderr output, as `make book` would
 (`stderr_output: warn` plus `-W`). Writes nothing under _build, so it can run while
