@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import jupytext
+from jupyter_cache import get_cache
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +30,18 @@ def is_notebook(source: Path) -> bool:
 def chapter_docnames(root: Path = ROOT) -> list[str]:
     """The executable chapters, in reading order."""
     return [name for name in toc_docnames(root) if is_notebook(root / f"{name}.md")]
+
+
+def executed_chapters(root: Path = ROOT) -> dict[str, tuple]:
+    """docname -> (executed notebook, execution seconds), from the build's jupyter-cache."""
+    cache = get_cache(root / "_build" / ".jupyter_cache")
+    executed = {}
+    for project in cache.list_project_records():
+        record = cache.get_cached_project_nb(project.uri)
+        if record is not None:
+            docname = Path(project.uri).relative_to(root).with_suffix("").as_posix()
+            executed[docname] = (cache.get_cache_bundle(record.pk).nb, record.data.get("execution_seconds"))
+    return executed
 
 
 def build_command(root: Path = ROOT) -> list[str]:
