@@ -1,6 +1,8 @@
 """The book builds with every chapter executed, and no warning slips through."""
 import re
 
+import nbformat
+
 import pytest
 
 from tools.book import chapter_docnames, executed_chapters, toc_docnames
@@ -36,6 +38,8 @@ def test_every_code_cell_of_each_chapter_was_executed(site, name):
     assert not errors, f"{name} has error outputs"
     page = (site / f"{name}.html").read_text(encoding="utf-8")
     assert page.count('class="cell_output') > 0, f"{name}.html shows no cell outputs"
+    download = nbformat.read(site / "_sources" / f"{name}.ipynb", as_version=4)
+    assert any(cell.get("outputs") for cell in download.cells), f"the downloadable {name}.ipynb has no outputs"
 
 
 def test_site_serves_no_asset_from_outside(site):

@@ -4,11 +4,18 @@
 * Drops duplicate ``<script>`` entries (jupyter-book 1.0.4 lists thebe's config twice
   on every page, which throws "Identifier 'THEBE_JS_URL' has already been declared").
 * Copies the html-manager's icon fonts to the page-relative path it requests them from.
+* Makes each chapter's downloadable .ipynb carry its outputs: with
+  ``execute_notebooks: cache``, myst-nb 1.4 writes the notebook without outputs when
+  the cache answers, so they are merged back from jupyter-cache.
 """
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+
+import jupytext
+import nbformat
+from jupyter_cache import get_cache
 
 HERE = Path(__file__).resolve().parent
 FONT_DIR_IN_STATIC = Path("vendor") / "html-manager" / "dist"
@@ -46,10 +53,27 @@ def copy_widget_fonts(app, exception) -> None:
             shutil.copy2(font, target / font.name)
 
 
+def write_executed_downloads(app, exception) -> None:
+    if exception is not None or app.builder.format != "html" or app.config.nb_execution_mode != "cache":
+        return
+    cache = get_cache(Path(app.config.nb_execution_cache_path))
+    for docname in app.env.found_docs:
+        download = Path(app.outdir) / "_sources" / f"{docname}.ipynb"
+        if not download.exists():
+            continue
+        notebook = jupytext.read(app.env.doc2path(docname))
+        try:
+            _, executed = cache.merge_match_into_notebook(notebook)
+        except KeyError:  # not executed through the cache (excluded from execution)
+            continue
+        nbformat.write(executed, download)
+
+
 def setup(app):
     app.connect("config-inited", add_static_path)
     app.add_js_file("mathjax2-hub-shim.js", priority=100)
     # Early: Sphinx stops calling html-page-context handlers once one returns a template.
     app.connect("html-page-context", drop_duplicate_scripts, priority=100)
     app.connect("build-finished", copy_widget_fonts)
+    app.connect("build-finished", write_executed_downloads)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
