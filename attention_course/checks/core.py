@@ -1,0 +1,153 @@
+"""What every check needs: failing with a clear message, reading results, comparing.
+
+A check receives the learner's function (or the grader's stand-in for it), calls it
+through ``remote.bind`` and compares the plain data that comes back with a reference
+computed here. On a mismatch it tries the known wrong versions (misconceptions) and
+names the one that matches.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable
+
+import numpy as np
+
+from attention_course.checks.remote import StudentCodeError, bind
+
+__all__ = ["CheckFailed", "bind", "call", "passed", "reporting_to", "describe_error", "as_array", "expect_shape",
+           "tolerance", "allclose", "expect_close", "expect_raises", "type_names"]
+
+
+class CheckFailed(AssertionError):
+    """A check did not pass; the message says what was expected and what to try."""
+
+
+_reporter: ContextVar[Callable[[str], None] | None] = ContextVar("check_reporter", default=None)
+
+
+def passed(text: str) -> None:
+    """Say what passed: printed in a notebook, collected by the grader (``reporting_to``)."""
+    report = _reporter.get()
+    if report is None:
+        print(f"✔ {text}")
+    else:
+        report(text)
+
+
+@contextmanager
+def reporting_to(report: Callable[[str], None]):
+    """Send ``passed`` messages to ``report`` in this thread/context only."""
+    token = _reporter.set(report)
+    try:
+        yield
+    finally:
+        _reporter.reset(token)
+
+
+def call(function, *args, **kwargs):
+    """Call learner code; turn an exception it raises into a readable CheckFailed."""
+    try:
+        return function(*args, **kwargs)
+    except StudentCodeError as error:
+        raise CheckFailed(describe_error(error)) from None
+
+
+def describe_error(error: StudentCodeError) -> str:
+    if error.type_name == "NotImplementedError":
+        return (f"{error.label} is not implemented yet: replace `raise NotImplementedError()` "
+                "with your code.")
+    text = f"{error.label} raised {error.type_name}: {error.message}"
+    if error.traceback_text:
+        text += "\n" + error.traceback_text.rstrip()
+    return text
+
+
+def expect_raises(function, exception_name: str, what: str, *args, **kwargs) -> None:
+    """The learner's code must raise ``exception_name`` (e.g. "ValueError")."""
+    try:
+        function(*args, **kwargs)
+    except StudentCodeError as error:
+        if error.type_name != exception_name:
+            raise CheckFailed(f"{what}: expected {exception_name}, got "
+                              f"{error.type_name}: {error.message}") from None
+        return
+    raise CheckFailed(f"{what}: expected {exception_name}, but nothing was raised.")
+
+
+def type_names(value) -> tuple[str, ...]:
+    """Qualified class names of an object the learner created (itself and its bases)."""
+    return getattr(value, "type_names", ())
+
+
+def as_array(value, what: str, lib: str = "numpy") -> np.ndarray:
+    """The learner's result as a NumPy array, or a message saying what came back instead.
+
+    ``lib`` is "numpy" (expect an ndarray) or "torch" (expect a torch.Tensor).
+    """
+    if lib == "numpy" and isinstance(value, np.ndarray):
+        return value
+    if lib == "torch":
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            return value.numpy()
+    expected = "a NumPy array" if lib == "numpy" else "a torch.Tensor"
+    raise CheckFailed(f"{what} should be {expected}, but it is {_kind(value)}.")
+
+
+def _kind(value) -> str:
+    if isinstance(value, np.ndarray):
+        return "a NumPy array"
+    if type(value).__module__.startswith("torch"):
+        return "a torch.Tensor"
+    if isinstance(value, tuple):
+        return f"a tuple of {len(value)} items"
+    return f"a {type(value).__name__}" if value is not None else "None"
+
+
+def expect_shape(array: np.ndarray, shape: tuple, what: str, hint: str = "") -> None:
+    if tuple(array.shape) != tuple(shape):
+        raise CheckFailed(f"{what} has shape {tuple(array.shape)}, expected {tuple(shape)}."
+                          + (f" {hint}" if hint else ""))
+
+
+def tolerance(dtype) -> dict:
+    """Comparison tolerances for results computed from inputs of ``dtype``."""
+    if np.dtype(dtype) == np.float64:
+        return {"rtol": 1e-6, "atol": 1e-8}
+    return {"rtol": 2e-4, "atol": 2e-5}
+
+
+def allclose(actual: np.ndarray, expected: np.ndarray, dtype=np.float64) -> bool:
+    if actual.shape != expected.shape:
+        return False
+    if actual.dtype == bool or expected.dtype == bool:
+        return bool(np.array_equal(actual, expected))
+    return bool(np.allclose(actual.astype(np.float64), np.asarray(expected, dtype=np.float64),
+                            equal_nan=False, **tolerance(dtype)))
+
+
+def expect_close(actual: np.ndarray, expected: np.ndarray, what: str, dtype=np.float64,
+                 misconceptions: dict[str, Callable[[], np.ndarray]] | None = None,
+                 nonfinite_hint: str = "", context: str = "") -> None:
+    """``actual`` must equal ``expected``; otherwise name the misconception it matches.
+
+    ``misconceptions`` maps a message to a function computing what that mistake would
+    return; they are only computed when the answer is wrong. ``nonfinite_hint`` explains
+    nan/inf where the right answer is finite (usually an overflow).
+    """
+    expect_shape(actual, expected.shape, what)
+    if allclose(actual, expected, dtype):
+        return
+    if (actual.dtype != bool and not np.all(np.isfinite(actual))
+            and np.all(np.isfinite(expected))):
+        raise CheckFailed(f"{what}{context} contains nan or inf where the correct values are "
+                          "finite." + (f" {nonfinite_hint}" if nonfinite_hint else ""))
+    for message, wrong in (misconceptions or {}).items():
+        candidate = wrong()
+        if candidate is not None and allclose(actual, np.asarray(candidate), dtype):
+            raise CheckFailed(f"{what}{context}: {message}")
+    difference = np.max(np.abs(actual.astype(np.float64) - expected.astype(np.float64)))
+    raise CheckFailed(f"{what}{context}: wrong values (largest difference from the reference "
+                      f"{difference:.3g}).")

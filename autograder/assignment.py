@@ -1,0 +1,88 @@
+"""An assignment as the grader needs it, read from the trusted source notebook.
+
+Test code always comes from solutions/<assignment>/<notebook>.ipynb (hidden tests
+included); a submission only ever contributes its non-test code cells.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+COURSE_ROOT = Path(__file__).resolve().parents[1]
+SOURCE_DIR = "solutions"
+RELEASE_DIR = "exercises"
+
+
+class InstructorError(Exception):
+    """A mistake in how the grader was called (unknown assignment, missing folder, ...)."""
+
+
+@dataclass(frozen=True)
+class TestCell:
+    name: str
+    points: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Assignment:
+    name: str
+    notebook_name: str
+    source_path: Path
+    tests: tuple[TestCell, ...]
+    interface: tuple[str, ...]  # names the learner defines and the tests call
+    released_test_sources: frozenset[str]
+
+    @property
+    def max_score(self) -> float:
+        return sum(test.points for test in self.tests)
+
+
+def nbgrader_metadata(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def is_test_cell(cell) -> bool:
+    meta = nbgrader_metadata(cell)
+    return bool(meta.get("grade")) and not meta.get("solution") and cell.get("cell_type") == "code"
+
+
+def available_assignments(course_root: Path = COURSE_ROOT) -> list[str]:
+    return sorted(p.name for p in (course_root / SOURCE_DIR).iterdir() if p.is_dir())
+
+
+def source_notebook(name: str, course_root: Path = COURSE_ROOT) -> Path:
+    folder = course_root / SOURCE_DIR / name
+    notebooks = sorted(folder.glob("*.ipynb")) if folder.is_dir() else []
+    if len(notebooks) != 1:
+        known = ", ".join(available_assignments(course_root))
+        raise InstructorError(f"unknown assignment {name!r} (known: {known})")
+    return notebooks[0]
+
+
+def _defined_names(source: str) -> list[str]:
+    tree = ast.parse(source)
+    return [node.name for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+
+
+def load_assignment(name: str, course_root: Path = COURSE_ROOT) -> Assignment:
+    path = source_notebook(name, course_root)
+    notebook = nbformat.read(path, as_version=4)
+    tests, interface = [], []
+    for cell in notebook.cells:
+        meta = nbgrader_metadata(cell)
+        if is_test_cell(cell):
+            tests.append(TestCell(meta["grade_id"], float(meta["points"]), cell.source))
+        elif meta.get("solution") and cell.cell_type == "code":
+            interface += _defined_names(cell.source)
+    released_path = course_root / RELEASE_DIR / name / path.name
+    if not released_path.exists():
+        raise InstructorError(f"{released_path} is missing: run `python -m autograder release {name}`")
+    released = nbformat.read(released_path, as_version=4)
+    released_tests = frozenset(cell.source for cell in released.cells if is_test_cell(cell))
+    return Assignment(name, path.name, path, tuple(tests), tuple(dict.fromkeys(interface)),
+                      released_tests)

@@ -1,0 +1,258 @@
+"""One sandboxed process per submission, seen from the grader.
+
+``Sandbox.start()`` launches ``autograder.sandbox.boot`` (see there for the isolation),
+then requests go out and answers come back as frames on two pipes, each read with a
+deadline. The learner's output goes to a third pipe that is drained with a size cap.
+Killing the sandbox kills its PID 1, which takes every process it started with it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import attention_course
+from attention_course.checks import wire
+from autograder.sandbox import frames
+
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+SANDBOX_GID = 65534  # nogroup
+SANDBOX_UID_BASE = 61000  # slot k runs as uid SANDBOX_UID_BASE + k (no login, no files)
+OUTPUT_KEPT = 8192
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Time, memory and size limits for one submission (seconds, MiB, KiB)."""
+
+    startup_timeout: float = 60.0
+    cell_timeout: float = 30.0
+    call_timeout: float = 10.0
+    submission_timeout: float = 300.0
+    cpu_seconds: int = 300
+    memory_mb: int = 4096
+    max_processes: int = 64
+    max_file_mb: int = 16
+    tmpfs_mb: int = 64
+    max_answer_mb: int = 64
+
+
+class SandboxFailure(Exception):
+    """The sandboxed process timed out, died or broke the protocol.
+
+    ``status`` is "timeout" or "kernel died"; ``message`` is written for the learner.
+    """
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def about(self, label: str) -> "SandboxFailure":
+        return SandboxFailure(self.status, f"{label} {self.message}")
+
+
+def isolation_available() -> bool:
+    return sys.platform.startswith("linux") and os.geteuid() == 0
+
+
+def read_only_paths() -> list[str]:
+    """What the learner's process may read: system libraries, Python, the course package."""
+    paths = ["/usr", "/bin", "/lib", "/lib64", "/etc/ld.so.cache", sys.base_prefix, sys.prefix,
+             str(Path(attention_course.__file__).resolve().parent),
+             str(Path(__file__).resolve().parents[1])]
+    return list(dict.fromkeys(paths))
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "stopped the Python process"
+    if code > 128:
+        name = signal.Signals(code - 128).name if code - 128 in signal.valid_signals() else "?"
+        what = " (a segmentation fault)" if name == "SIGSEGV" else ""
+        return f"stopped the Python process: it was killed by {name}{what}"
+    return f"stopped the Python process: it exited with status {code} (sys.exit / os._exit?)"
+
+
+def _timed_out(seconds: float) -> SandboxFailure:
+    return SandboxFailure("timeout", f"did not finish within {seconds:g} s (an endless loop?)")
+
+
+def _environment() -> dict:
+    """All a sandbox sees of the environment (the factory passes it on to every fork)."""
+    return {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": "/home/student",
+        "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/matplotlib",
+        "IPYTHONDIR": "/tmp/ipython",
+    }
+
+
+class Factory:
+    """The process that forks sandboxes (``autograder.sandbox.factory``); one per batch."""
+
+    def __init__(self):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.connection = ours
+        self.lock = threading.Lock()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "autograder.sandbox.factory", str(theirs.fileno())],
+            stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), cwd=PACKAGE_PARENT,
+            env=_environment(), start_new_session=True)
+        theirs.close()
+
+    def spawn(self, config: dict, fds: list[int]) -> None:
+        with self.lock:
+            socket.send_fds(self.connection, [json.dumps(config).encode()], fds)
+
+    def close(self) -> None:
+        self.connection.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> "Factory":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Sandbox:
+    """One learner's process: requests in, answers out, output drained, killable."""
+
+    def __init__(self, factory: Factory, limits: Limits, slot: int = 0,
+                 isolate: bool | None = None):
+        self.factory = factory
+        self.limits = limits
+        self.uid = SANDBOX_UID_BASE + slot
+        self.isolate = isolation_available() if isolate is None else isolate
+        self.isolation = ""
+        self.pidfds: list[int] = []
+        self.boot_pid: int | None = None
+        self.output = bytearray()
+        self.output_size = 0
+        self._fds: list[int] = []
+        self._drain: threading.Thread | None = None
+        self._tempdir = tempfile.mkdtemp(prefix="autograder-sandbox-")
+
+    def start(self) -> None:
+        request_read, self.request_fd = os.pipe()
+        self.answer_fd, answer_write = os.pipe()
+        self.status_fd, status_write = os.pipe()
+        output_read, output_write = os.pipe()
+        self._fds = [self.request_fd, self.answer_fd, self.status_fd]
+        root, workdir = f"{self._tempdir}/root", f"{self._tempdir}/work"
+        os.makedirs(root)
+        os.makedirs(workdir, mode=0o700)
+        config = {"isolate": self.isolate, "root": root, "workdir": workdir,
+                  "read_only": read_only_paths(), "uid": self.uid, "gid": SANDBOX_GID,
+                  "limits": asdict(self.limits)}
+        child_fds = [request_read, answer_write, status_write, output_write]
+        try:
+            self.factory.spawn(config, child_fds)
+        finally:
+            for fd in child_fds:
+                os.close(fd)
+        os.set_blocking(self.request_fd, False)
+        self._drain = threading.Thread(target=self._drain_output, args=(output_read,), daemon=True)
+        self._drain.start()
+        try:
+            hello = self._receive(self.limits.startup_timeout)
+        except SandboxFailure as failure:
+            raise SandboxFailure(failure.status, f"could not start: {failure.message}\n"
+                                                 f"{self.output_tail()}") from None
+        if not (type(hello) is dict and type(hello.get("pid")) is int
+                and type(hello.get("boot")) is int and type(hello.get("isolation")) is str):
+            raise SandboxFailure("kernel died", "could not start: bad greeting")
+        self.isolation = hello["isolation"]
+        self.boot_pid = hello["boot"]
+        for pid in dict.fromkeys((hello["pid"], hello["boot"])):
+            try:
+                self.pidfds.append(os.pidfd_open(pid))
+            except ProcessLookupError:
+                raise SandboxFailure("kernel died", "could not start\n" + self.output_tail()) from None
+
+    def _drain_output(self, fd: int) -> None:
+        """Keep the first 8 KiB of the learner's output and discard the rest.
+
+        Draining to the end (rather than closing the pipe) means a noisy but correct
+        submission never sees a broken stdout; a flood only costs its own time limit.
+        """
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(65536):
+                self.output_size += len(chunk)
+                if len(self.output) < OUTPUT_KEPT:
+                    self.output += chunk[:OUTPUT_KEPT - len(self.output)]
+
+    def output_tail(self) -> str:
+        return bytes(self.output).decode("utf-8", "replace")[-2000:]
+
+    def _receive(self, timeout: float):
+        payload, json_size = self._read(time.monotonic() + timeout, timeout)
+        try:
+            return wire.decode_frame(payload, json_size)
+        except wire.WireError as error:
+            raise SandboxFailure("kernel died", f"sent back data that is not valid: {error}") from None
+
+    def _read(self, deadline: float, timeout: float) -> tuple[bytes, int]:
+        try:
+            return frames.read_frame(self.answer_fd, deadline, self.limits.max_answer_mb << 20)
+        except frames.Deadline:
+            raise _timed_out(timeout) from None
+        except frames.Closed:
+            raise SandboxFailure("kernel died", _describe_exit(self._exit_code())) from None
+        except wire.WireError as error:
+            raise SandboxFailure("kernel died", f"sent back data that is not valid: {error}") from None
+
+    def _exit_code(self) -> int | None:
+        """The worker's exit code as boot reports it (isolated mode only)."""
+        try:
+            data = frames.read_exact(self.status_fd, 4, time.monotonic() + 2)
+        except (frames.Deadline, frames.Closed):
+            return None
+        return int.from_bytes(data, "big", signed=True)
+
+    def exchange(self, frame: bytes, timeout: float) -> tuple[bytes, int]:
+        """Send one request and return the answer (payload, JSON length) within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        try:
+            frames.write_all(self.request_fd, frame, deadline)
+        except frames.Deadline:
+            raise _timed_out(timeout) from None
+        except frames.Closed:
+            raise SandboxFailure("kernel died", _describe_exit(self._exit_code())) from None
+        return self._read(deadline, timeout)
+
+    def kill(self) -> None:
+        """Kill the worker (PID 1: its whole namespace dies with it) and boot; clean up."""
+        for pidfd in self.pidfds:
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.close(pidfd)
+        self.pidfds = []
+        if self.boot_pid is not None and not self.isolation == "full":
+            try:
+                os.killpg(self.boot_pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+        if self._drain is not None:
+            self._drain.join(timeout=5)
+        shutil.rmtree(self._tempdir, ignore_errors=True)
