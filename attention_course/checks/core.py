@@ -68,6 +68,8 @@ def expect_raises(function, exception_name: str, what: str, *args, **kwargs) -> 
     try:
         function(*args, **kwargs)
     except StudentCodeError as error:
+        if error.type_name == "NotImplementedError" != exception_name:
+            raise CheckFailed(describe_error(error)) from None
         if error.type_name != exception_name:
             raise CheckFailed(f"{what}: expected {exception_name}, got "
                               f"{error.type_name}: {error.message}") from None
@@ -119,35 +121,37 @@ def tolerance(dtype) -> dict:
     return {"rtol": 2e-4, "atol": 2e-5}
 
 
-def allclose(actual: np.ndarray, expected: np.ndarray, dtype=np.float64) -> bool:
+def allclose(actual: np.ndarray, expected: np.ndarray, dtype=np.float64,
+             equal_nan: bool = False) -> bool:
     if actual.shape != expected.shape:
         return False
     if actual.dtype == bool or expected.dtype == bool:
         return bool(np.array_equal(actual, expected))
     return bool(np.allclose(actual.astype(np.float64), np.asarray(expected, dtype=np.float64),
-                            equal_nan=False, **tolerance(dtype)))
+                            equal_nan=equal_nan, **tolerance(dtype)))
 
 
 def expect_close(actual: np.ndarray, expected: np.ndarray, what: str, dtype=np.float64,
                  misconceptions: dict[str, Callable[[], np.ndarray]] | None = None,
-                 nonfinite_hint: str = "", context: str = "") -> None:
+                 nonfinite_hint: str = "", context: str = "", shape_hint: str = "") -> None:
     """``actual`` must equal ``expected``; otherwise name the misconception it matches.
 
     ``misconceptions`` maps a message to a function computing what that mistake would
     return; they are only computed when the answer is wrong. ``nonfinite_hint`` explains
-    nan/inf where the right answer is finite (usually an overflow).
+    nan/inf where the right answer is finite (usually an overflow); ``shape_hint`` is
+    added to a wrong-shape message.
     """
-    expect_shape(actual, expected.shape, what)
+    expect_shape(actual, expected.shape, what + context, shape_hint)
     if allclose(actual, expected, dtype):
         return
+    for message, wrong in (misconceptions or {}).items():
+        candidate = wrong()
+        if candidate is not None and allclose(actual, np.asarray(candidate), dtype, equal_nan=True):
+            raise CheckFailed(f"{what}{context}: {message}")
     if (actual.dtype != bool and not np.all(np.isfinite(actual))
             and np.all(np.isfinite(expected))):
         raise CheckFailed(f"{what}{context} contains nan or inf where the correct values are "
                           "finite." + (f" {nonfinite_hint}" if nonfinite_hint else ""))
-    for message, wrong in (misconceptions or {}).items():
-        candidate = wrong()
-        if candidate is not None and allclose(actual, np.asarray(candidate), dtype):
-            raise CheckFailed(f"{what}{context}: {message}")
     difference = np.max(np.abs(actual.astype(np.float64) - expected.astype(np.float64)))
     raise CheckFailed(f"{what}{context}: wrong values (largest difference from the reference "
                       f"{difference:.3g}).")

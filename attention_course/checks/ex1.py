@@ -15,6 +15,8 @@ from attention_course.checks.core import (
     CheckFailed, as_array, bind, call, expect_close, expect_raises, expect_shape, passed,
 )
 
+ATTENTION_NAN_HINT = ("nan usually means a row of scores was all -inf (every key masked: check "
+                      "the mask polarity, True = may attend) or that exp overflowed.")
 OVERFLOW_HINT = ("np.exp overflowed: subtract the maximum along `axis` (keepdims=True) before "
                  "calling np.exp. Softmax does not change when every input is shifted by the "
                  "same amount, and then the largest exponent is exp(0) = 1.")
@@ -132,7 +134,7 @@ def _reference_attention(Q, K, V, mask=None):
     return output.numpy(), weights.numpy()
 
 
-def _attention_variant(Q, K, V, mask=None, scale=None, axis=-1, mask_mode="fill"):
+def attention_variant(Q, K, V, mask=None, scale=None, axis=-1, mask_mode="fill"):
     """The weights a common mistake produces (NumPy, float64)."""
     Q, K, V = (np.asarray(a, dtype=np.float64) for a in (Q, K, V))
     scale = math.sqrt(Q.shape[-1]) if scale is None else scale
@@ -143,8 +145,7 @@ def _attention_variant(Q, K, V, mask=None, scale=None, axis=-1, mask_mode="fill"
         scores = np.where(mask, -np.inf, scores)
     elif mask is not None and mask_mode == "zero":
         scores = np.where(mask, scores, 0.0)
-    with np.errstate(invalid="ignore"):
-        weights = _torch_softmax(scores, axis)
+    weights = _torch_softmax(scores, axis)
     if mask is not None and mask_mode == "after":
         weights = weights * mask
     return weights
@@ -158,54 +159,67 @@ def attention_misconceptions(Q, K, V, mask=None, d_model=None) -> dict:
     d_k = Q.shape[-1]
     found = {
         f"the scores were not scaled: divide Q Kᵀ by √d_k = {math.sqrt(d_k):.3g}.":
-            lambda: _attention_variant(Q, K, V, mask, scale=1.0),
+            lambda: attention_variant(Q, K, V, mask, scale=1.0),
         f"the scores were divided by d_k = {d_k} instead of √d_k = {math.sqrt(d_k):.3g}.":
-            lambda: _attention_variant(Q, K, V, mask, scale=d_k),
+            lambda: attention_variant(Q, K, V, mask, scale=d_k),
     }
     if d_model is not None:
         found[f"the scores were divided by √d_model = √{d_model} instead of √d_head = "
               f"√{d_k}: each head works in d_head = d_model / num_heads dimensions."] = (
-            lambda: _attention_variant(Q, K, V, mask, scale=math.sqrt(d_model)))
+            lambda: attention_variant(Q, K, V, mask, scale=math.sqrt(d_model)))
         found[f"the scores were divided by d_model = {d_model} instead of √d_head = √{d_k}."] = (
-            lambda: _attention_variant(Q, K, V, mask, scale=d_model))
+            lambda: attention_variant(Q, K, V, mask, scale=d_model))
     found["softmax was taken over the queries (axis -2) instead of over the keys (axis -1): "
           "each query's row of weights must sum to 1."] = (
-        lambda: _attention_variant(Q, K, V, mask, axis=-2))
+        lambda: attention_variant(Q, K, V, mask, axis=-2))
     if mask is not None:
         found["the mask polarity is inverted: True means the query MAY attend to that key, "
               "so fill the scores where the mask is False."] = (
-            lambda: _attention_variant(Q, K, V, mask, mask_mode="inverted"))
+            lambda: attention_variant(Q, K, V, mask, mask_mode="inverted"))
         found["masked scores were filled with 0 instead of -inf: exp(0) = 1 still gives "
               "them weight. Use -np.inf (or a very large negative number)."] = (
-            lambda: _attention_variant(Q, K, V, mask, mask_mode="zero"))
+            lambda: attention_variant(Q, K, V, mask, mask_mode="zero"))
         found["the mask was applied after softmax, so the rows no longer sum to 1: fill "
               "masked scores with -inf before the softmax."] = (
-            lambda: _attention_variant(Q, K, V, mask, mask_mode="after"))
-        found["the mask was ignored."] = lambda: _attention_variant(Q, K, V)
+            lambda: attention_variant(Q, K, V, mask, mask_mode="after"))
+        found["the mask was ignored."] = lambda: attention_variant(Q, K, V)
     return found
 
 
-def check_attention_result(result, Q, K, V, mask, dtype, context, lib="numpy", d_model=None,
-                           name="scaled_dot_product_attention"):
-    """Shared by exercises 1 and 2: ``result`` must be (output, weights) equal to torch's."""
+def unpack_output_and_weights(result, name: str, lib: str = "numpy"):
+    """The (output, weights) pair a learner's attention returns, as arrays."""
     if not isinstance(result, tuple) or len(result) != 2:
         raise CheckFailed(f"{name} should return a tuple (output, weights), "
                           f"but it returned {type(result).__name__}.")
-    output, weights = (as_array(item, f"{name}(...)[{i}]", lib) for i, item in enumerate(result))
-    expected_output, expected_weights = _reference_attention(Q, K, V, mask)
+    return tuple(as_array(item, f"{name}(...)[{i}]", lib) for i, item in enumerate(result))
+
+
+def compare_attention(output, weights, expected_output, expected_weights, dtype, context,
+                      weight_misconceptions: dict, output_misconceptions: dict | None = None):
+    """Weights first (most mistakes show there), then the output."""
     if (output.shape == expected_weights.shape and weights.shape == expected_output.shape
             and output.shape != weights.shape):
-        raise CheckFailed(f"{name} returned (weights, output); return (output, weights).")
+        raise CheckFailed("return (output, weights) in this order, not (weights, output).")
     transposed = expected_weights.shape[:-2] + expected_weights.shape[:-3:-1]
-    expect_shape(weights, expected_weights.shape, "the attention weights",
-                 hint="The weights are transposed: rows are queries, columns are keys."
-                 if weights.shape == transposed else "")
-    misconceptions = attention_misconceptions(Q, K, V, mask, d_model)
-    misconceptions["the weights are transposed: row i must hold query i's weights over the keys."] = (
-        lambda: np.swapaxes(expected_weights, -1, -2))
+    misconceptions = {
+        **weight_misconceptions,
+        "the weights are transposed: row i must hold query i's weights over the keys.":
+            lambda: np.swapaxes(expected_weights, -1, -2),
+    }
     expect_close(weights, expected_weights, "the attention weights (注意力权重)", dtype,
-                 misconceptions, nonfinite_hint=OVERFLOW_HINT, context=context)
-    expect_close(output, expected_output, "the output (weights @ V)", dtype, context=context)
+                 misconceptions, nonfinite_hint=ATTENTION_NAN_HINT, context=context,
+                 shape_hint="The weights are transposed: rows are queries, columns are keys."
+                 if weights.shape == transposed else "")
+    expect_close(output, expected_output, "the output", dtype, output_misconceptions,
+                 context=context)
+
+
+def check_attention_result(result, Q, K, V, mask, dtype, context):
+    """``result`` of the learner's attention must be (output, weights) equal to torch's."""
+    output, weights = unpack_output_and_weights(result, "scaled_dot_product_attention")
+    expected_output, expected_weights = _reference_attention(Q, K, V, mask)
+    compare_attention(output, weights, expected_output, expected_weights, dtype, context,
+                      attention_misconceptions(Q, K, V, mask))
 
 
 def _random_qkv(rng, batch, n_q, n_k, d_k, d_v, dtype):
@@ -264,10 +278,7 @@ def check_attention_permutation_equivariance(scaled_dot_product_attention, seed=
     order_q, order_k = rng.permutation(n), rng.permutation(n + 1)
 
     def output(q, k, v):
-        result = call(fn, q, k, v)
-        if not isinstance(result, tuple) or len(result) != 2:
-            raise CheckFailed("scaled_dot_product_attention should return (output, weights).")
-        return as_array(result[0], "the output")
+        return unpack_output_and_weights(call(fn, q, k, v), "scaled_dot_product_attention")[0]
 
     base = output(Q, K, V)
     if not np.allclose(output(Q[order_q], K, V), base[order_q]):
@@ -315,9 +326,7 @@ def check_causal_attention_ignores_future(scaled_dot_product_attention, causal_m
 
     def output(x):
         result = call(attention, x, x, x, mask=mask)
-        if not isinstance(result, tuple) or len(result) != 2:
-            raise CheckFailed("scaled_dot_product_attention should return (output, weights).")
-        return as_array(result[0], "the output")
+        return unpack_output_and_weights(result, "scaled_dot_product_attention")[0]
 
     base = output(X)
     for t in range(1, n):

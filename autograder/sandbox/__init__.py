@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -81,6 +82,13 @@ def _describe_exit(code: int | None) -> str:
         what = " (a segmentation fault)" if name == "SIGSEGV" else ""
         return f"stopped the Python process: it was killed by {name}{what}"
     return f"stopped the Python process: it exited with status {code} (sys.exit / os._exit?)"
+
+
+def _send_kill(pidfd: int) -> None:
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _timed_out(seconds: float) -> SandboxFailure:
@@ -179,7 +187,7 @@ class Sandbox:
             raise SandboxFailure("kernel died", "could not start: bad greeting")
         self.isolation = hello["isolation"]
         self.boot_pid = hello["boot"]
-        for pid in dict.fromkeys((hello["pid"], hello["boot"])):
+        for pid in (hello["pid"], hello["boot"]):
             try:
                 self.pidfds.append(os.pidfd_open(pid))
             except ProcessLookupError:
@@ -237,15 +245,20 @@ class Sandbox:
         return self._read(deadline, timeout)
 
     def kill(self) -> None:
-        """Kill the worker (PID 1: its whole namespace dies with it) and boot; clean up."""
-        for pidfd in self.pidfds:
-            try:
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.close(pidfd)
-        self.pidfds = []
-        if self.boot_pid is not None and not self.isolation == "full":
+        """Kill the worker; as PID 1 its whole namespace dies with it.
+
+        Boot (root, outside) then reaps it and exits by itself — killing boot first would
+        leave the worker a zombie counted against its uid's process limit.
+        """
+        if self.pidfds:
+            worker_fd, boot_fd = self.pidfds[0], self.pidfds[-1]
+            _send_kill(worker_fd)
+            if boot_fd != worker_fd and not select.select([boot_fd], [], [], 5)[0]:
+                _send_kill(boot_fd)
+            for pidfd in self.pidfds:
+                os.close(pidfd)
+            self.pidfds = []
+        if self.boot_pid is not None and self.isolation != "full":
             try:
                 os.killpg(self.boot_pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
