@@ -15,14 +15,7 @@ from attention_course.transformer import (
     sinusoidal_positional_encoding,
     split_heads,
 )
-
-
-def copy_into_torch_mha(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
-    with torch.no_grad():
-        theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
-        theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
-        theirs.out_proj.weight.copy_(ours.w_o.weight)
-        theirs.out_proj.bias.copy_(ours.w_o.bias)
+from attention_course.torch_compat import copy_encoder_layer_to_torch, copy_mha_to_torch
 
 
 def test_split_heads_puts_feature_block_i_in_head_i_and_merge_inverts():
@@ -43,7 +36,7 @@ def test_multihead_matches_torch_with_copied_weights(use_mask):
     torch.manual_seed(0)
     ours = MultiHeadAttention(16, 4).double()
     theirs = nn.MultiheadAttention(16, 4, batch_first=True).double()
-    copy_into_torch_mha(ours, theirs)
+    copy_mha_to_torch(ours, theirs)
     q, kv = torch.randn(2, 5, 16, dtype=torch.float64), torch.randn(2, 7, 16, dtype=torch.float64)
     mask = torch.rand(5, 7) > 0.3 if use_mask else None
     if mask is not None:
@@ -61,11 +54,7 @@ def test_encoder_layer_matches_torch(norm_first):
     d, h, ff = 12, 3, 24
     ours = EncoderLayer(d, h, ff, norm_first=norm_first).double().eval()
     theirs = nn.TransformerEncoderLayer(d, h, ff, dropout=0.0, batch_first=True, norm_first=norm_first).double().eval()
-    copy_into_torch_mha(ours.self_attn, theirs.self_attn)
-    theirs.linear1.load_state_dict(ours.ffn.linear1.state_dict())
-    theirs.linear2.load_state_dict(ours.ffn.linear2.state_dict())
-    theirs.norm1.load_state_dict(ours.norm1.state_dict())
-    theirs.norm2.load_state_dict(ours.norm2.state_dict())
+    copy_encoder_layer_to_torch(ours, theirs)
     x = torch.randn(2, 6, d, dtype=torch.float64)
     torch.testing.assert_close(ours(x), theirs(x))
 
