@@ -68,7 +68,7 @@ def run_test(test: TestCell, session: SandboxSession, interface: tuple[str, ...]
     except Exception as error:  # a result the check could not handle, e.g. wrong type
         message = f"the test could not run: {type(error).__name__}: {error}"
     else:
-        return TestResult(test.name, test.points, test.points, "; ".join(passed) or "passed")
+        return TestResult(test.name, test.points, test.points, "; ".join(dict.fromkeys(passed)) or "passed")
     return TestResult(test.name, 0.0, test.points, message[:MAX_MESSAGE])
 
 

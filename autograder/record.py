@@ -13,9 +13,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
 from traitlets.config.loader import PyFileConfigLoader
 
 from autograder.assignment import COURSE_ROOT, Assignment, InstructorError
@@ -134,7 +136,9 @@ def ensure_assignment_in_gradebook(assignment: Assignment, db_url: str) -> None:
 def record_gradebook(assignment: Assignment, results: list[SubmissionResult], db_url: str) -> None:
     ensure_assignment_in_gradebook(assignment, db_url)
     notebook_id = assignment.source_path.stem
-    with Gradebook(db_url, course_id()) as gradebook:
+    with Gradebook(db_url, course_id()) as gradebook, warnings.catch_warnings():
+        # nbgrader's own add_submission triggers these SQLAlchemy autoflush warnings.
+        warnings.simplefilter("ignore", SAWarning)
         for result in results:
             gradebook.update_or_create_student(result.student_id)
             gradebook.update_or_create_submission(assignment.name, result.student_id)

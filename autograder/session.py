@@ -114,5 +114,5 @@ def _decode(payload: bytes, json_size: int) -> str | None:
         return None
     error = answer.get("error") if type(answer) is dict else None
     if type(error) is dict and type(error.get("type")) is str and type(error.get("message")) is str:
-        return f"{error['type'][:100]}: {error['message'][:500]}"
+        return f"{error['type'][:100]}: {error['message'][:2000]}"
     return "an unreadable answer"

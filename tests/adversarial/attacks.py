@@ -1,0 +1,288 @@
+"""Hostile exercise-1 submissions, each with what the grader must make of it.
+
+Every attack is graded in one batch next to a correct submission ("control") and a
+plain wrong one ("wrong_plain"); a cheat must score no more than the wrong code it
+hides, and nothing an attacker does may change anyone else's result.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+from tests.adversarial import submission
+
+ASSIGNMENT = "ex1_attention"
+CORRECT = 14
+SOFTMAX_TESTS = ["test_softmax_matches_torch", "test_softmax_axis", "test_softmax_is_stable",
+                 "test_softmax_temperature", "test_softmax_negative_infinity"]
+ATTENTION_TESTS = ["test_attention_matches_torch", "test_attention_batch_dims",
+                   "test_attention_mask", "test_attention_permutation_equivariance"]
+
+WRONG_SOFTMAX = '''
+def softmax(x, axis=-1, temperature=1.0):
+    e = np.exp(x)
+    return e / e.sum()
+'''
+
+# Attention that does not call the learner's softmax, so it survives a broken one.
+SELF_CONTAINED_ATTENTION = '''
+def scaled_dot_product_attention(Q, K, V, mask=None):
+    scores = Q @ np.swapaxes(K, -1, -2) / np.sqrt(Q.shape[-1])
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    weights = e / e.sum(axis=-1, keepdims=True)
+    return weights @ V, weights
+'''
+
+PROBE = '''
+import json, os
+found = {{}}
+for path in {PATHS}:
+    try:
+        if {WRITE}:
+            with open(path, "a") as sink:
+                sink.write("hacked")
+        elif os.path.isdir(path):
+            os.listdir(path)
+        else:
+            open(path, "rb").read(1)
+        found[path] = "OPENED"
+    except Exception as error:
+        found[path] = type(error).__name__
+raise RuntimeError("PROBE " + json.dumps(found))
+'''
+
+
+def probe(write: bool) -> str:
+    """A cell that tries to open (or append to) every path in the context's list."""
+    key = "{write_paths!r}" if write else "{read_paths!r}"
+    return PROBE.replace("{PATHS}", key).replace("{WRITE}", str(write))
+
+
+@dataclass(frozen=True)
+class Attack:
+    student_id: str
+    build: Callable[[dict], object]  # context -> notebook
+    expect: Callable[[dict, dict, dict], None]  # (result, results by student, context)
+
+
+def scores(result: dict) -> dict[str, float]:
+    return {test["name"]: test["points"] for test in result["tests"]}
+
+
+def message(result: dict, name: str) -> str:
+    return next(test["message"] for test in result["tests"] if test["name"] == name)
+
+
+def gains_nothing(result, results, context):
+    """Each test scores at most what the same wrong code scores without the cheat."""
+    baseline = scores(results["wrong_plain"])
+    assert all(points <= baseline[name] for name, points in scores(result).items()), scores(result)
+    assert all(scores(result)[name] == 0 for name in SOFTMAX_TESTS)
+
+
+def full_marks(result, results, context):
+    assert result["score"] == CORRECT and result["status"] == "graded", result
+
+
+def nothing_more(result, results, context):
+    """The baseline itself: graded normally."""
+    assert result["status"] == "graded"
+
+
+def full_marks_except(result: dict, failing: list[str], reason: str) -> None:
+    for test in result["tests"]:
+        if test["name"] in failing:
+            assert test["points"] == 0 and reason in test["message"], test
+        else:
+            assert test["points"] == test["max_points"], test
+
+
+def keeps_max_score(result, results, context):
+    gains_nothing(result, results, context)
+    assert result["max_score"] == CORRECT
+
+
+def causal_mask_exits(result, results, context):
+    full_marks_except(result, ["test_causal_mask", "test_causal_attention_ignores_future"],
+                      "exited with status 1")
+
+
+def attention_segfaults(result, results, context):
+    full_marks_except(result, ATTENTION_TESTS + ["test_causal_attention_ignores_future"], "SIGSEGV")
+
+
+def softmax_hangs(result, results, context):
+    full_marks_except(result, SOFTMAX_TESTS, "did not finish")
+    assert any("skipped" in note for note in result["notes"]), result["notes"]
+
+
+def probe_found_nothing(result, results, context):
+    full_marks(result, results, context)
+    note = next(note for note in result["notes"] if "PROBE" in note)
+    found = json.loads(note.split("PROBE ", 1)[1])
+    assert found and all(outcome != "OPENED" for outcome in found.values()), found
+
+
+def with_test_cells(transform):
+    def build(context):
+        notebook = submission(ASSIGNMENT, {"softmax": WRONG_SOFTMAX})
+        cells = []
+        for cell in notebook.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("grade") and not meta.get("solution"):
+                cell = transform(cell)
+            if cell is not None:
+                cells.append(cell)
+        notebook.cells = cells
+        return notebook
+    return build
+
+
+def blank(cell):
+    cell.source = "pass"
+    return cell
+
+
+def inflate_points(cell):
+    cell.metadata["nbgrader"]["points"] = 100
+    cell.source = "pass"
+    return cell
+
+
+def attack(student_id, expect, code=None, extra=()):
+    return Attack(student_id, lambda context: submission(ASSIGNMENT, code, tuple(
+        cell.format(**context) for cell in extra)), expect)
+
+
+def forged_answers_build(context):
+    forge = f'''
+import json, os, pickle, struct, zlib
+import attention_course.checks.remote as remote
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch " + {str(context["canary"])!r},))
+
+def frame(text, blob=b""):
+    return struct.pack(">II", len(text), len(blob)) + text + blob
+
+pickled = pickle.dumps(Payload())
+forgeries = [
+    frame(pickled),
+    struct.pack(">II", 2**31, 2**31),
+    frame(b"[" * 200000 + b"]" * 200000),
+    frame(json.dumps({{"$dict": [["ok", {{"$array": {{"lib": "numpy", "dtype": "float64",
+        "shape": [10**8], "offset": 0, "nbytes": 8 * 10**8}}}}]]}}).encode()),
+    frame(json.dumps({{"$dict": [["ok", {{"$object": {{"id": 1, "type": "builtins.eval",
+        "bases": [], "callable": True}}}}]]}}).encode()),
+    frame(json.dumps({{"$dict": [["ok", {{"$dict": [["__reduce__", pickled.hex()]]}}]]}}).encode()),
+]
+
+def respond(self, request):  # a different forgery for different requests, same on re-runs
+    return forgeries[zlib.crc32(repr(request).encode()) % len(forgeries)]
+
+remote.Dispatcher.respond = respond
+'''
+    return submission(ASSIGNMENT, {"softmax": WRONG_SOFTMAX}, (forge,))
+
+
+def forged_answers_expect(result, results, context):
+    assert result["score"] == 0
+    assert len({test["message"] for test in result["tests"]}) >= 3
+    assert not context["canary"].exists()
+
+
+ATTACKS = [
+    attack("wrong_plain", nothing_more, {"softmax": WRONG_SOFTMAX}),
+    attack("patch_numpy", gains_nothing, {"softmax": WRONG_SOFTMAX}, (
+        "np.allclose = lambda *a, **k: True\nnp.array_equal = lambda *a, **k: True\n"
+        "np.testing.assert_allclose = lambda *a, **k: None\nnp.isfinite = lambda x: True",)),
+    attack("patch_builtins", gains_nothing, {"softmax": WRONG_SOFTMAX}, (
+        "import builtins\nbuiltins.isinstance = lambda *a: True\n"
+        "builtins.AssertionError = type('Never', (Exception,), {{}})\n"
+        "builtins.abs = lambda x: 0",)),
+    attack("patch_torch", gains_nothing, {"softmax": WRONG_SOFTMAX}, (
+        "import torch\ntorch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n"
+        "torch.softmax = lambda x, dim=-1: x\ntorch.testing.assert_close = lambda *a, **k: None",)),
+    attack("input_transformer", gains_nothing, {"softmax": WRONG_SOFTMAX}, (
+        "ip = get_ipython()\nip.input_transformers_cleanup.append(lambda lines: ['pass\\n'])\n"
+        "ip.input_transformers_post.append(lambda lines: ['pass\\n'])",)),
+    Attack("blank_tests", with_test_cells(blank), gains_nothing),
+    Attack("deleted_tests", with_test_cells(lambda cell: None), gains_nothing),
+    Attack("inflated_points", with_test_cells(inflate_points), keeps_max_score),
+    attack("ndarray_subclass", gains_nothing, {"softmax": '''
+class AlwaysEqual(np.ndarray):
+    def __eq__(self, other):
+        return True
+    def __array_ufunc__(self, *args, **kwargs):
+        return True
+
+def softmax(x, axis=-1, temperature=1.0):
+    return np.zeros(np.shape(x)).view(AlwaysEqual)
+'''}),
+    attack("comparison_object", gains_nothing, {"softmax": '''
+class Anything:
+    shape = (4, 6)
+    def __eq__(self, other):
+        return True
+    def __array__(self, *args, **kwargs):
+        return np.zeros(self.shape)
+
+def softmax(x, axis=-1, temperature=1.0):
+    return Anything()
+'''}),
+    attack("tensor_subclass", gains_nothing, {"softmax": '''
+import torch
+
+class Liar(torch.Tensor):
+    def __eq__(self, other):
+        return True
+
+def softmax(x, axis=-1, temperature=1.0):
+    return torch.zeros(np.shape(x)).as_subclass(Liar)
+'''}),
+    attack("read_secrets", probe_found_nothing, None, (probe(write=False),)),
+    attack("write_results", probe_found_nothing, None, (probe(write=True),)),
+    attack("exit_calls", causal_mask_exits, {"causal_mask": '''
+import os, sys
+
+def causal_mask(n):
+    os._exit(1)
+'''}, ("import sys\nsys.exit(0)",)),
+    attack("segfault", attention_segfaults, {"scaled_dot_product_attention": '''
+import ctypes
+
+def scaled_dot_product_attention(Q, K, V, mask=None):
+    ctypes.string_at(0)
+'''}),
+    attack("kill_everything", full_marks, None, (
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+        "import os, signal\nos.kill(-1, signal.SIGKILL)",
+        "import os, signal\nos.killpg(0, signal.SIGKILL)")),
+    attack("endless_loops", softmax_hangs, {"softmax": '''
+import signal
+
+def softmax(x, axis=-1, temperature=1.0):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        pass
+''', "scaled_dot_product_attention": SELF_CONTAINED_ATTENTION},
+        ("while True:\n    pass",)),
+    attack("memory_bomb", full_marks, None, (
+        "hoard = bytearray(64 * 2**30)",
+        "hoard = []\nwhile True:\n    hoard.append(bytearray(10**8))")),
+    attack("fork_bomb", full_marks, None, (
+        "import os, time\nfor _ in range(10_000):\n    if os.fork() == 0:\n        time.sleep(1000)",)),
+    attack("output_flood", full_marks, None, (
+        "import sys\nfor _ in range(20):\n    sys.stdout.write('x' * 10**7)\n"
+        "    sys.stderr.write('y' * 10**6)",)),
+    attack("network", full_marks, None, (
+        "import socket\nsocket.create_connection(('127.0.0.1', {port}), 2)",
+        "import socket\nsocket.create_connection(('1.1.1.1', 80), 2)")),
+    Attack("forged_answers", forged_answers_build, forged_answers_expect),
+]
+
+
