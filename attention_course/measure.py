@@ -16,23 +16,27 @@ def synchronize(dev: torch.device | str | None) -> None:
         torch.mps.synchronize()
 
 
-def time_call(fn, repeats: int = 5, warmup: int = 1, dev=None) -> float:
-    """Fastest wall-clock time of ``fn()`` in seconds over ``repeats`` runs, after ``warmup`` runs.
+def time_call(fn, repeats: int = 5, warmup: int = 1, dev=None, min_time: float = 0.0,
+              max_repeats: int = 1000) -> float:
+    """Fastest wall-clock time of ``fn()`` in seconds, after ``warmup`` untimed runs.
 
-    The minimum, not the mean: on a shared machine other work only ever adds time,
-    so the fastest run is the best estimate of what the code itself costs.
+    Runs at least ``repeats`` times, and keeps going (up to ``max_repeats``) until the
+    timed runs add up to ``min_time`` seconds. The minimum, not the mean: on a shared
+    machine other work only ever adds time, so the fastest run is the best estimate of
+    what the code itself costs, and more runs give more chances of an undisturbed one.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     for _ in range(warmup):
         fn()
     synchronize(dev)
-    best = float("inf")
-    for _ in range(repeats):
+    best, spent, runs = float("inf"), 0.0, 0
+    while runs < repeats or (spent < min_time and runs < max_repeats):
         start = time.perf_counter()
         fn()
         synchronize(dev)
-        best = min(best, time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        best, spent, runs = min(best, elapsed), spent + elapsed, runs + 1
     return best
 
 
@@ -44,3 +48,4 @@ def loglog_slope(x, y) -> float:
     if np.any(x <= 0) or np.any(y <= 0):
         raise ValueError("a log-log slope needs positive values")
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+

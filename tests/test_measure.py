@@ -25,3 +25,10 @@ def test_time_call_runs_warmup_plus_repeats_and_returns_the_minimum():
     assert 0 <= seconds < 0.1
     with pytest.raises(ValueError):
         time_call(lambda: None, repeats=0)
+
+
+def test_time_call_keeps_running_until_min_time_but_stops_at_max_repeats():
+    calls = []
+    time_call(lambda: calls.append(1), repeats=2, warmup=0, min_time=10.0, max_repeats=50)
+    assert len(calls) == 50
+
