@@ -16,7 +16,7 @@ import numpy as np
 from attention_course.checks.remote import StudentCodeError, bind
 
 __all__ = ["CheckFailed", "bind", "call", "passed", "reporting_to", "describe_error", "as_array", "expect_shape",
-           "tolerance", "allclose", "expect_close", "expect_raises", "type_names"]
+           "tolerance", "allclose", "expect_close", "expect_raises", "attribute", "type_names"]
 
 
 class CheckFailed(AssertionError):
@@ -75,6 +75,15 @@ def expect_raises(function, exception_name: str, what: str, *args, **kwargs) -> 
                               f"{error.type_name}: {error.message}") from None
         return
     raise CheckFailed(f"{what}: expected {exception_name}, but nothing was raised.")
+
+
+def attribute(obj, name: str, what: str):
+    """``obj.name`` of a learner's object, or a message saying it is missing."""
+    try:
+        return getattr(obj, name)
+    except StudentCodeError as error:
+        raise CheckFailed(f"{what} has no attribute `{name}` ({error.type_name}: "
+                          f"{error.message}).") from None
 
 
 def type_names(value) -> tuple[str, ...]:
@@ -147,7 +156,10 @@ def expect_close(actual: np.ndarray, expected: np.ndarray, what: str, dtype=np.f
     for message, wrong in (misconceptions or {}).items():
         with np.errstate(all="ignore"):  # a mistake's values may well overflow
             candidate = wrong()
-        if candidate is not None and allclose(actual, np.asarray(candidate), dtype, equal_nan=True):
+        # All-nan (an overflowed mistake) explains nothing; some nan (masked rows) may.
+        if candidate is None or not np.isfinite(np.asarray(candidate, dtype=float)).any():
+            continue
+        if allclose(actual, np.asarray(candidate), dtype, equal_nan=True):
             raise CheckFailed(f"{what}{context}: {message}")
     if (actual.dtype != bool and not np.all(np.isfinite(actual))
             and np.all(np.isfinite(expected))):

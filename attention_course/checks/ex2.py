@@ -10,12 +10,11 @@ import torch
 from torch import nn
 
 from attention_course.checks.core import (
-    CheckFailed, as_array, bind, call, expect_close, expect_raises, passed, type_names,
+    CheckFailed, as_array, attribute, bind, call, expect_close, expect_raises, passed, type_names,
 )
 from attention_course.checks.ex1 import (
     attention_variant, attention_misconceptions, compare_attention, unpack_output_and_weights,
 )
-from attention_course.checks.remote import StudentCodeError
 
 PROJECTIONS = ("w_q", "w_k", "w_v", "w_o")
 LINEAR = "torch.nn.modules.linear.Linear"
@@ -75,14 +74,6 @@ def check_merge_heads(merge_heads, seed=21, cases=((2, 3, 5, 4), (1, 8, 2, 1))):
     passed("merge_heads undoes split_heads")
 
 
-def _attribute(obj, name: str, what: str):
-    try:
-        return getattr(obj, name)
-    except StudentCodeError as error:
-        raise CheckFailed(f"{what} has no attribute `{name}` ({error.type_name}: "
-                          f"{error.message}).") from None
-
-
 def check_mha_structure(MultiHeadAttention, d_model=12, num_heads=3, bad=((10, 3), (6, 4))):
     """w_q, w_k, w_v, w_o are nn.Linear(d_model, d_model) with bias; bad sizes raise ValueError."""
     cls = bind(MultiHeadAttention, "MultiHeadAttention")
@@ -92,12 +83,12 @@ def check_mha_structure(MultiHeadAttention, d_model=12, num_heads=3, bad=((10, 3
     what = f"MultiHeadAttention({d_model}, {num_heads})"
     module = call(cls, d_model, num_heads)
     for name in PROJECTIONS:
-        layer = _attribute(module, name, what)
+        layer = attribute(module, name, what)
         if LINEAR not in type_names(layer):
             raise CheckFailed(f"{what}.{name} should be an nn.Linear(d_model, d_model).")
-        weight = as_array(_attribute(layer, "weight", f"{what}.{name}"), f"{what}.{name}.weight",
+        weight = as_array(attribute(layer, "weight", f"{what}.{name}"), f"{what}.{name}.weight",
                           "torch")
-        bias = _attribute(layer, "bias", f"{what}.{name}")
+        bias = attribute(layer, "bias", f"{what}.{name}")
         if weight.shape != (d_model, d_model):
             raise CheckFailed(f"{what}.{name}.weight has shape {weight.shape}; "
                               f"use nn.Linear({d_model}, {d_model}).")

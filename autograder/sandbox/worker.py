@@ -24,7 +24,10 @@ def make_shell() -> InteractiveShell:
     config = Config()
     config.HistoryManager.enabled = False
     config.InteractiveShell.colors = "nocolor"
-    return InteractiveShell.instance(config=config)
+    shell = InteractiveShell.instance(config=config)
+    # No GUI event loop here: `%matplotlib inline` must still work as in a notebook.
+    shell.enable_gui = lambda gui=None: None
+    return shell
 
 
 def run_cell(shell: InteractiveShell, source) -> bytes:
