@@ -15,7 +15,7 @@ from autograder.batch import grade_batch
 from autograder.record import nbgrader_command
 from autograder.sandbox import Limits
 from autograder.submissions import student_code
-from tests.adversarial import notebook_name, submission, write
+from autograder.samples import notebook_name, submission, write
 from tests.adversarial.mistakes import EX1, EX2, EX3, EX4
 
 CASES = {"ex1_attention": EX1, "ex2_multihead": EX2, "ex3_transformer": EX3,

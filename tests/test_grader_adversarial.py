@@ -18,7 +18,7 @@ from autograder.assignment import COURSE_ROOT, load_assignment
 from autograder.batch import grade_batch
 from autograder.record import course_id, ensure_assignment_in_gradebook
 from autograder.sandbox import Limits, isolation_available
-from tests.adversarial import notebook_name, submission, write
+from autograder.samples import notebook_name, submission, write
 from tests.adversarial.attacks import ASSIGNMENT, ATTACKS, CORRECT
 
 pytestmark = pytest.mark.skipif(not isolation_available(),

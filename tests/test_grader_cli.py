@@ -16,7 +16,7 @@ from autograder.assignment import COURSE_ROOT, load_assignment
 from autograder.cli import main
 from autograder.record import nbgrader_command
 from autograder.submissions import MAX_ARCHIVE_BYTES
-from tests.adversarial import notebook_name, submission, write
+from autograder.samples import notebook_name, submission, write
 
 ASSIGNMENT = "ex1_attention"
 NAME = notebook_name(ASSIGNMENT)

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from tests.adversarial import submission
+from autograder.samples import submission
 
 ASSIGNMENT = "ex1_attention"
 CORRECT = 14
