@@ -16,7 +16,7 @@ import numpy as np
 from attention_course.checks.remote import StudentCodeError, bind
 
 __all__ = ["CheckFailed", "bind", "call", "passed", "reporting_to", "describe_error", "as_array", "expect_shape",
-           "tolerance", "allclose", "expect_close", "expect_raises", "attribute", "type_names"]
+           "tolerance", "allclose", "expect_close", "expect_raises", "attribute", "prepare_module", "type_names"]
 
 
 class CheckFailed(AssertionError):
@@ -84,6 +84,23 @@ def attribute(obj, name: str, what: str):
     except StudentCodeError as error:
         raise CheckFailed(f"{what} has no attribute `{name}` ({error.type_name}: "
                           f"{error.message}).") from None
+
+
+def prepare_module(module, state: dict, dtype: str, what: str, naming_hint: str):
+    """The learner's nn.Module in ``dtype`` and eval mode, holding the weights in ``state``."""
+    import torch
+
+    if dtype == "float64":
+        module = call(module.double)
+    call(module.eval)
+    incompatible = call(module.load_state_dict,
+                        {key: tensor.to(getattr(torch, dtype)) for key, tensor in state.items()},
+                        strict=False)
+    unexpected = incompatible[1] if isinstance(incompatible, tuple) and len(incompatible) == 2 else []
+    if unexpected:
+        raise CheckFailed(f"{what} has no parameter(s) {', '.join(map(str, unexpected))}: "
+                          f"{naming_hint}")
+    return module
 
 
 def type_names(value) -> tuple[str, ...]:

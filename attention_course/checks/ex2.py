@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from attention_course.checks.core import (
-    CheckFailed, as_array, attribute, bind, call, expect_close, expect_raises, passed, type_names,
+    CheckFailed, as_array, attribute, bind, call, expect_close, expect_raises, passed,
+    prepare_module, type_names,
 )
 from attention_course.checks.ex1 import (
     attention_variant, attention_misconceptions, compare_attention, unpack_output_and_weights,
@@ -149,16 +150,9 @@ def _mha_misconceptions(state, num_heads, query, key, value, mask):
 
 def _run_mha(cls, state, num_heads, dtype, query, key, value, mask):
     d_model = query.shape[-1]
-    module = call(cls, d_model, num_heads)
-    if dtype == "float64":
-        module = call(module.double)
-    call(module.eval)
-    incompatible = call(module.load_state_dict, {k: t.to(getattr(torch, dtype))
-                                                 for k, t in state.items()}, strict=False)
-    unexpected = incompatible[1] if isinstance(incompatible, tuple) and len(incompatible) == 2 else []
-    if unexpected:
-        raise CheckFailed(f"MultiHeadAttention has no parameter(s) {', '.join(map(str, unexpected))}: "
-                          "name the projections w_q, w_k, w_v, w_o (each nn.Linear(d_model, d_model)).")
+    module = prepare_module(call(cls, d_model, num_heads), state, dtype, "MultiHeadAttention",
+                            "name the projections w_q, w_k, w_v, w_o (each nn.Linear(d_model, "
+                            "d_model)).")
     cast = lambda t: None if t is None else t.to(getattr(torch, dtype))  # noqa: E731
     arguments = (cast(query), cast(key), cast(value))
     result = call(module, *arguments) if mask is None else call(module, *arguments, mask=mask)

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from attention_course.checks.core import (
-    CheckFailed, as_array, attribute, bind, call, expect_close, expect_shape, passed, type_names,
+    CheckFailed, as_array, attribute, bind, call, expect_close, expect_shape, passed,
+    prepare_module, type_names,
 )
 
 BLOCK_PARTS = {"self_attn": "torch.nn.modules.activation.MultiheadAttention",
@@ -172,14 +173,9 @@ def _torch_block(state, num_heads, d_ff, x, mask, norm_first):
 
 
 def _run_block(cls, state, num_heads, d_ff, norm_first, x, mask=None):
-    module = call(cls, x.shape[-1], num_heads, d_ff, norm_first=norm_first)
-    module = call(module.double)
-    call(module.eval)
-    incompatible = call(module.load_state_dict, state, strict=False)
-    unexpected = incompatible[1] if isinstance(incompatible, tuple) and len(incompatible) == 2 else []
-    if unexpected:
-        raise CheckFailed(f"EncoderBlock has no parameter(s) {', '.join(map(str, unexpected))}: "
-                          "use the submodule names self_attn, linear1, linear2, norm1, norm2.")
+    module = prepare_module(call(cls, x.shape[-1], num_heads, d_ff, norm_first=norm_first), state,
+                            "float64", "EncoderBlock",
+                            "use the submodule names self_attn, linear1, linear2, norm1, norm2.")
     result = call(module, x) if mask is None else call(module, x, mask=mask)
     return as_array(result, "EncoderBlock(...)(x)", "torch")
 
