@@ -68,8 +68,13 @@ class SandboxSession(remote.Endpoint):
                 continue
             timeout = min(self.limits.cell_timeout, max(self._remaining(), 0.1))
             try:
-                payload, json_size = sandbox.exchange(
-                    wire.encode_frame({"op": "exec", "source": source}), timeout)
+                request = wire.encode_frame({"op": "exec", "source": source})
+            except wire.WireError:
+                self.skipped.add(number)
+                self.cell_notes[number] = f"Cell {number} is too large to run; it was skipped."
+                continue
+            try:
+                payload, json_size = sandbox.exchange(request, timeout)
             except SandboxFailure as failure:
                 self.skipped.add(number)
                 self.cell_notes[number] = f"Cell {number} {failure.message}; it was skipped."
