@@ -30,6 +30,8 @@ def graded(request, tmp_path_factory):
     folder, filename = root / "submissions", notebook_name(name)
     write(submission(name), folder, "correct", filename)
     write(submission(name, blank=True), folder, "blank", filename)
+    (folder / "solution_file").mkdir()
+    shutil.copy(load_assignment(name).source_path, folder / "solution_file" / filename)
     for case in CASES[name]:
         write(submission(name, case.code, case.extra), folder, case.student_id, filename)
     assignment = load_assignment(name)
@@ -38,9 +40,11 @@ def graded(request, tmp_path_factory):
 
 
 def test_solution_gets_full_marks(graded):
+    """Both the solution typed into the released notebook and the source notebook itself."""
     assignment, results, _ = graded
-    correct = results["correct"]
-    assert correct.status == "graded" and correct.score == assignment.max_score, correct.tests
+    for student in ("correct", "solution_file"):
+        result = results[student]
+        assert result.status == "graded" and result.score == assignment.max_score, result.tests
 
 
 def test_blank_release_gets_zero_without_crashing(graded):
@@ -115,8 +119,9 @@ def test_stock_nbgrader_agrees_on_solution_and_blank(name, tmp_path):
     shutil.copytree(COURSE_ROOT / "solutions" / name, tmp_path / "solutions" / name)
     steps = [("generate_assignment", name)]
     filename = notebook_name(name)
-    for student, blank in (("correct", False), ("blank", True)):
-        write(submission(name, blank=blank), tmp_path / "submitted" / student, name, filename)
+    (tmp_path / "submitted" / "correct" / name).mkdir(parents=True)
+    shutil.copy(COURSE_ROOT / "solutions" / name / filename, tmp_path / "submitted" / "correct" / name)
+    write(submission(name, blank=True), tmp_path / "submitted" / "blank", name, filename)
     steps += [("autograde", name), ("generate_feedback", name), ("export",)]
     for step in steps:
         done = nbgrader_command(*step, course_root=tmp_path)
