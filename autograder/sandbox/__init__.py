@@ -1,9 +1,10 @@
 """One sandboxed process per submission, seen from the grader.
 
-``Sandbox.start()`` launches ``autograder.sandbox.boot`` (see there for the isolation),
-then requests go out and answers come back as frames on two pipes, each read with a
-deadline. The learner's output goes to a third pipe that is drained with a size cap.
-Killing the sandbox kills its PID 1, which takes every process it started with it.
+``Sandbox.start()`` asks the batch's ``Factory`` (``autograder.sandbox.factory``, see there
+for the isolation) for a fresh process; requests go out and answers come back as frames
+on two pipes, each read with a deadline. The learner's output goes to a third pipe that
+is drained with a size cap. Killing the sandbox kills its PID 1, which takes every process
+it started with it.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ OUTPUT_KEPT = 8192
 
 @dataclass(frozen=True)
 class Limits:
-    """Time, memory and size limits for one submission (seconds, MiB, KiB)."""
+    """Time, memory and size limits for one submission (seconds and MiB)."""
 
     startup_timeout: float = 60.0
     cell_timeout: float = 30.0
@@ -151,7 +152,6 @@ class Sandbox:
         self.pidfds: list[int] = []
         self.boot_pid: int | None = None
         self.output = bytearray()
-        self.output_size = 0
         self._fds: list[int] = []
         self._drain: threading.Thread | None = None
         self._tempdir = tempfile.mkdtemp(prefix="autograder-sandbox-")
@@ -201,7 +201,6 @@ class Sandbox:
         """
         with os.fdopen(fd, "rb", buffering=0) as pipe:
             while chunk := pipe.read(65536):
-                self.output_size += len(chunk)
                 if len(self.output) < OUTPUT_KEPT:
                     self.output += chunk[:OUTPUT_KEPT - len(self.output)]
 
