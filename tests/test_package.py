@@ -6,7 +6,7 @@ import torch.nn.functional as F
 import ipywidgets as widgets
 
 import attention_course.runtime as device_module
-from attention_course import describe_device, device
+from attention_course import describe_device, device, start_chapter
 from attention_course.attention import entropy, scaled_dot_product_attention, softmax
 from attention_course.data import toy_sentence
 from attention_course.widgets import (
@@ -35,6 +35,20 @@ def test_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected)
 def test_describe_device_names_the_cpu(monkeypatch):
     force_backends(monkeypatch, cuda=False, mps=False)
     assert describe_device().startswith("cpu (")
+
+
+def test_start_chapter_seeds_uses_one_cpu_thread_and_says_where_it_runs(monkeypatch, capsys):
+    force_backends(monkeypatch, cuda=False, mps=False)
+    threads = torch.get_num_threads()
+    try:
+        assert start_chapter(seed=3).type == "cpu"
+        first = torch.rand(3)
+        start_chapter(seed=3)
+        assert torch.equal(first, torch.rand(3))
+        assert torch.get_num_threads() == 1
+        assert "This chapter runs on: cpu (1 thread)" in capsys.readouterr().out
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_softmax_is_stable_and_respects_minus_infinity():
