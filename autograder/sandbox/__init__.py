@@ -67,10 +67,17 @@ def isolation_available() -> bool:
     return sys.platform.startswith("linux") and os.geteuid() == 0
 
 
+# What the sandbox needs of the course package: its import-time modules and the checks'
+# wire protocol. The reference implementations (attention.py, transformer.py, gpt.py …)
+# stay outside, so a submission cannot hand them in as its own answers.
+COURSE_PACKAGE_IN_SANDBOX = ("__init__.py", "runtime.py", "display.py", "checks")
+
+
 def read_only_paths() -> list[str]:
-    """What the learner's process may read: system libraries, Python, the course package."""
+    """What the learner's process may read: system libraries, Python, the checks, the grader."""
+    package = Path(attention_course.__file__).resolve().parent
     paths = ["/usr", "/bin", "/lib", "/lib64", "/etc/ld.so.cache", sys.base_prefix, sys.prefix,
-             str(Path(attention_course.__file__).resolve().parent),
+             *(str(package / name) for name in COURSE_PACKAGE_IN_SANDBOX),
              str(Path(__file__).resolve().parents[1])]
     return list(dict.fromkeys(paths))
 

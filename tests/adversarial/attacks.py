@@ -195,8 +195,21 @@ def forged_answers_expect(result, results, context):
     assert not context["canary"].exists()
 
 
+COPY_THE_COURSE = '''
+from attention_course.attention import softmax, scaled_dot_product_attention
+'''
+
+
+def course_reference_unavailable(result, results, context):
+    full_marks_except(result, SOFTMAX_TESTS + ATTENTION_TESTS + ["test_causal_attention_ignores_future"],
+                      "")
+    assert any("ModuleNotFoundError" in note for note in result["notes"]), result["notes"]
+
+
 ATTACKS = [
     attack("wrong_plain", nothing_more, {"softmax": WRONG_SOFTMAX}),
+    attack("copies_course_reference", course_reference_unavailable,
+           {"softmax": COPY_THE_COURSE, "scaled_dot_product_attention": "pass"}),
     attack("patch_numpy", gains_nothing, {"softmax": WRONG_SOFTMAX}, (
         "np.allclose = lambda *a, **k: True\nnp.array_equal = lambda *a, **k: True\n"
         "np.testing.assert_allclose = lambda *a, **k: None\nnp.isfinite = lambda x: True",)),
