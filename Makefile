@@ -11,7 +11,7 @@ SITE := _build/html
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: install book serve test test-fast browser-deps vendor notebooks bench-book bench-grade clean
+.PHONY: install book serve test test-fast browser-deps vendor notebooks claims bench-book bench-grade clean
 
 install: $(STAMP)
 
@@ -46,6 +46,10 @@ test: install browser-deps vendor
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
+
+# Every chapter under course seeds 0-2 x every CPU dispatch level this CPU has.
+claims: install
+	$(PY) -m tools.claims --seeds 0,1,2 --dispatch default,avx2,avx512 --jobs 2
 
 bench-book: install vendor
 	$(PY) -m tools.bench_book

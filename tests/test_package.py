@@ -1,4 +1,6 @@
-"""Unit tests for the shared package: device choice, attention reference, widget frames."""
+"""Unit tests for the shared package: device, seeds, claims, attention, widget frames."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,8 @@ import ipywidgets as widgets
 
 import attention_course.runtime as device_module
 from attention_course import describe_device, device, start_chapter
+from attention_course.claims import ClaimFailed, claim
+from attention_course.runtime import course_seed, generator_for, seed_for
 from attention_course.attention import entropy, scaled_dot_product_attention, softmax
 from attention_course.data import toy_sentence
 from attention_course.widgets import (
@@ -39,16 +43,56 @@ def test_describe_device_names_the_cpu(monkeypatch):
 
 def test_start_chapter_seeds_uses_one_cpu_thread_and_says_where_it_runs(monkeypatch, capsys):
     force_backends(monkeypatch, cuda=False, mps=False)
+    monkeypatch.setenv("COURSE_SEED", "3")
     threads = torch.get_num_threads()
     try:
-        assert start_chapter(seed=3).type == "cpu"
+        assert start_chapter().type == "cpu"
         first = torch.rand(3)
-        start_chapter(seed=3)
+        start_chapter()
         assert torch.equal(first, torch.rand(3))
         assert torch.get_num_threads() == 1
-        assert "This chapter runs on: cpu (1 thread)" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "This chapter runs on: cpu (1 thread" in out and "course seed 3" in out
     finally:
         torch.set_num_threads(threads)
+
+
+def test_course_seed_changes_every_stream_and_streams_differ(monkeypatch):
+    monkeypatch.delenv("COURSE_SEED", raising=False)
+    default = {name: seed_for(name) for name in ("model", "test set", "data order")}
+    assert len(set(default.values())) == 3, "different streams get different seeds"
+    monkeypatch.setenv("COURSE_SEED", "0")
+    assert {name: seed_for(name) for name in default} == default, "unset means 0"
+    monkeypatch.setenv("COURSE_SEED", "1")
+    assert all(seed_for(name) != seed for name, seed in default.items())
+    first = torch.rand(4, generator=generator_for("test set"))
+    assert torch.equal(first, torch.rand(4, generator=generator_for("test set")))
+
+
+@pytest.mark.parametrize("bad", ["one", "1.5", "-2"])
+def test_a_bad_course_seed_is_a_clear_error(monkeypatch, bad):
+    monkeypatch.setenv("COURSE_SEED", bad)
+    with pytest.raises(ValueError, match="COURSE_SEED"):
+        course_seed()
+
+
+def test_claim_prints_value_and_bound_and_fails_like_an_assert(tmp_path, monkeypatch, capsys):
+    log = tmp_path / "claims.jsonl"
+    monkeypatch.setenv("COURSE_CLAIMS_LOG", str(log))
+    assert claim("accuracy", 0.97, at_least=0.95) == 0.97
+    assert "✔ accuracy 0.97, needs ≥ 0.95" in capsys.readouterr().out
+    with pytest.raises(ClaimFailed, match="needs > 0.5 and < 2"):
+        claim("ratio", 3.0, above=0.5, below=2.0)
+    with pytest.raises(ClaimFailed):
+        claim("nothing measured", float("nan"), at_least=0)
+    with pytest.raises(ClaimFailed):
+        claim("strict", 1.0, above=1.0)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["holds"] for r in records] == [True, False, False, False]
+    assert records[0]["margin"] == pytest.approx(0.02 / 0.95)
+    assert records[1]["margin"] == pytest.approx(-0.5), "the bound it misses sets the margin"
+    with pytest.raises(TypeError):
+        claim("no bound", 1.0)
 
 
 def test_softmax_is_stable_and_respects_minus_infinity():
