@@ -7,7 +7,10 @@ how firm the claim is; a claim that only just holds on one machine is an anecdot
 
 When the environment variable ``COURSE_CLAIMS_LOG`` names a file, every claim is also
 appended there as one JSON line, which is how ``make claims`` collects the tightest
-margin of each chapter across seeds and CPU dispatch levels.
+margin of each chapter across seeds and CPU dispatch levels. With
+``COURSE_CLAIMS_SURVEY=1`` a failed claim is logged and printed but does not stop the
+chapter, so one run surveys every claim (``python -m tools.claims --survey``); the book
+build never sets it.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import math
 import os
 
 LOG_VARIABLE = "COURSE_CLAIMS_LOG"
+SURVEY_VARIABLE = "COURSE_CLAIMS_SURVEY"
 _BOUNDS = {"at_least": "≥", "above": ">", "at_most": "≤", "below": "<"}
 
 
@@ -59,7 +63,7 @@ def claim(what: str, value, **bounds: float) -> float:
     line = f"{what} {_number(value)}, needs {needs}"
     print(("✔ " if holds else "✘ ") + line)
     _log(what, value, bounds, min(margins.values()), holds)
-    if not holds:
+    if not holds and os.environ.get(SURVEY_VARIABLE) != "1":
         raise ClaimFailed(line)
     return value
 

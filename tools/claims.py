@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attention_course.claims import LOG_VARIABLE
+from attention_course.claims import LOG_VARIABLE, SURVEY_VARIABLE
 from attention_course.runtime import SEED_VARIABLE
 from tools.book import ROOT, chapter_docnames
 
@@ -78,9 +78,11 @@ def available_levels(wanted) -> tuple[list[str], list[str]]:
     return usable, missing
 
 
-def run_chapter(chapter: str, config: Config, timeout: int) -> Run:
+def run_chapter(chapter: str, config: Config, timeout: int, survey: bool = False) -> Run:
     with tempfile.NamedTemporaryFile("r", suffix=".jsonl") as log:
         env = {**config.environment(), LOG_VARIABLE: log.name}
+        if survey:
+            env[SURVEY_VARIABLE] = "1"
         start = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "tools.run_chapter", f"{chapter}.md",
@@ -88,8 +90,8 @@ def run_chapter(chapter: str, config: Config, timeout: int) -> Run:
             cwd=ROOT, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - start
         claims = [json.loads(line) for line in log.read().splitlines() if line]
-    return Run(chapter, config, done.returncode == 0, seconds, claims,
-               done.stdout + done.stderr)
+    passed = done.returncode == 0 and all(c["holds"] for c in claims)
+    return Run(chapter, config, passed, seconds, claims, done.stdout + done.stderr)
 
 
 def tightest(runs: list[Run]) -> str:
@@ -113,6 +115,23 @@ def table(chapters, configs, runs: dict) -> str:
     return "\n".join(lines)
 
 
+def survey_table(chapters, configs, runs: dict) -> str:
+    """Every claim's value in every configuration, its worst margin marked."""
+    lines = []
+    for chapter in chapters:
+        values: dict[str, dict] = {}
+        for config in configs:
+            for record in runs[chapter, config].claims:
+                values.setdefault(record["claim"], {})[config.label] = record
+        lines.append(f"{chapter}: {len(values)} claims")
+        for what, by_config in values.items():
+            worst = min(by_config.values(), key=lambda r: r["margin"])
+            mark = "  " if worst["holds"] else "✘ "
+            row = " ".join(f"{r['value']:.3g}" for r in by_config.values())
+            lines.append(f"  {mark}{what}: worst margin {worst['margin']:+.3f}; values {row}")
+    return "\n".join(lines)
+
+
 def failure_excerpt(run: Run, lines: int = 25) -> str:
     tail = "\n".join(run.output.strip().splitlines()[-lines:])
     return f"--- {run.chapter} under {run.config.label} failed:\n{tail}"
@@ -131,6 +150,8 @@ def main(argv=None) -> int:
     parser.add_argument("--chapters", nargs="*", help="docnames, e.g. book/02_scaling")
     parser.add_argument("--jobs", type=int, default=1, help="chapters run at once")
     parser.add_argument("--timeout", type=int, default=300, help="seconds per cell")
+    parser.add_argument("--survey", action="store_true",
+                        help="a failed claim() does not stop its chapter; list every claim")
     args = parser.parse_args(argv)
 
     chapters = args.chapters or chapter_docnames()
@@ -147,7 +168,7 @@ def main(argv=None) -> int:
 
     jobs = [(chapter, config) for config in configs for chapter in chapters]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = pool.map(lambda job: run_chapter(*job, args.timeout), jobs)
+        results = pool.map(lambda job: run_chapter(*job, args.timeout, args.survey), jobs)
         runs = {}
         for run in results:
             runs[run.chapter, run.config] = run
@@ -156,6 +177,8 @@ def main(argv=None) -> int:
                   flush=True)
     print()
     print(table(chapters, configs, runs))
+    if args.survey:
+        print("\n" + survey_table(chapters, configs, runs))
     failed = [run for run in runs.values() if not run.passed]
     for run in failed:
         print("\n" + failure_excerpt(run))
