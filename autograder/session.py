@@ -123,9 +123,10 @@ class SandboxSession(remote.Endpoint):
             raise SandboxFailure(Status.KERNEL_DIED, f"{label} sent back data that is not "
                                                      f"valid: {error}") from None
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = False) -> None:
+        """Kill the current sandbox; ``wait``: until every process in it is gone."""
         if self.sandbox is not None:
-            self.sandbox.kill()
+            self.sandbox.kill(wait)
             self.sandbox = None
         self.used = False
 

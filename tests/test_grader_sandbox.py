@@ -163,7 +163,7 @@ def test_every_process_dies_with_the_sandbox(factory):
                       "        os.setsid()\n        time.sleep(1000)")
     assert answer["error"]["type"] == "BlockingIOError"  # the process limit
     assert len(processes_in_namespace(namespace)) >= LIMITS.max_processes // 2
-    box.kill()
+    box.kill(wait=True)
     assert processes_in_namespace(namespace) == []
 
 

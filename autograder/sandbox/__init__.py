@@ -252,21 +252,24 @@ class Sandbox:
             raise SandboxFailure(Status.KERNEL_DIED, _describe_exit(self._exit_code())) from None
         return self._read(deadline, timeout)
 
-    def kill(self) -> None:
+    def kill(self, wait: bool = False) -> None:
         """Kill the worker; as PID 1 its whole namespace dies with it.
 
-        Boot (root, outside) then reaps it and exits by itself — killing boot first would
-        leave the worker a zombie counted against its uid's process limit.
+        Boot then reaps it and exits by itself. With full isolation only ``wait`` waits
+        for that (a submission's last sandbox): the next sandbox has a user namespace,
+        and so a process count, of its own. Unisolated, boot must first sweep up what
+        the worker left, so we always wait.
         """
+        full = self.isolation == FULL
         if self.pidfds:
             worker_fd, boot_fd = self.pidfds[0], self.pidfds[-1]
             _send_kill(worker_fd)
-            if boot_fd != worker_fd and not select.select([boot_fd], [], [], 5)[0]:
+            if (wait or not full) and not select.select([boot_fd], [], [], 5)[0]:
                 _send_kill(boot_fd)
             for pidfd in self.pidfds:
                 os.close(pidfd)
             self.pidfds = []
-        if self.boot_pid is not None and self.isolation != FULL:
+        if self.boot_pid is not None and not full:
             try:
                 os.killpg(self.boot_pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
@@ -274,6 +277,6 @@ class Sandbox:
         for fd in self._fds:
             os.close(fd)
         self._fds = []
-        if self._drain is not None:
-            self._drain.join(timeout=5)
+        if self._drain is not None and (wait or not full):
+            self._drain.join(timeout=5)  # else it ends by itself when boot has gone
         shutil.rmtree(self._tempdir, ignore_errors=True)
