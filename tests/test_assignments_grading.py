@@ -11,6 +11,7 @@ import pytest
 
 from attention_course.checks.core import CheckFailed, reporting_to
 from autograder.assignment import COURSE_ROOT, load_assignment
+from autograder.nbgrader_guard import hidden_lines
 from autograder.batch import grade_batch
 from autograder.record import nbgrader_command
 from autograder.sandbox import Limits
@@ -133,4 +134,6 @@ def test_stock_nbgrader_agrees_on_solution_and_blank(name, tmp_path):
                   for row in csv.DictReader(stream)}
     maximum = load_assignment(name).max_score
     assert scores == {"correct": (maximum, maximum), "blank": (0.0, maximum)}
-    assert (tmp_path / "feedback" / "correct" / name / filename.replace(".ipynb", ".html")).exists()
+    feedback = (tmp_path / "feedback" / "correct" / name / filename.replace(".ipynb", ".html"))
+    hidden = set().union(*(hidden_lines(t.source) for t in load_assignment(name).tests))
+    assert hidden and not [line for line in hidden if line in feedback.read_text()]

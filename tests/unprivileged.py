@@ -52,9 +52,23 @@ def interpreter(scratch: Path) -> str | None:
         packages = next(venv.glob("lib/python*/site-packages"))
         (packages / "course.pth").write_text("\n".join(site.getsitepackages()) + "\n")
         python = str(venv / "bin" / "python")
+        alembic = venv / "bin" / "alembic"  # nbgrader runs it as a command
+        alembic.write_text(f"#!{python}\nimport sys\nfrom alembic.config import main\n"
+                           "sys.exit(main())\n")
+        alembic.chmod(0o755)
         if _works(python, scratch):
             return python
     return None
+
+
+def refused_as_nobody(python: str, scratch: Path) -> str:
+    """Why `nobody` may not create the sandbox's namespaces here ("" if it may)."""
+    code = ("from autograder.sandbox.isolation import namespaces_refused; "
+            "print(namespaces_refused())")
+    course = Path(__file__).resolve().parents[1]
+    done = subprocess.run([*as_user(), python, "-c", code], cwd=course, capture_output=True,
+                          text=True, env={**os.environ, "HOME": str(scratch)}, timeout=120)
+    return done.stdout.strip() if done.returncode == 0 else done.stderr.strip()[-500:]
 
 
 def run_pytest_as_nobody(python: str, tests: list[str], scratch: Path,
