@@ -6,6 +6,8 @@ look the same from inside either way.
 """
 from __future__ import annotations
 
+import csv
+import json
 import os
 import socket
 import subprocess
@@ -20,6 +22,7 @@ from autograder.sandbox import (
     FULL, UNISOLATED, Factory, IsolationUnavailable, Limits, Sandbox, SandboxFailure,
 )
 from autograder.sandbox import isolation
+from autograder.samples import notebook_name, submission, write
 
 REFUSED = isolation.namespaces_refused()
 needs_namespaces = pytest.mark.skipif(bool(REFUSED), reason=f"no user namespaces: {REFUSED}")
@@ -219,9 +222,75 @@ def test_unisolated_mode_is_confined_by_landlock_and_says_so(factory, tmp_path):
         if isolation.landlock_abi() >= 6:
             answer = run(box, f"import os\nos.kill({os.getpid()}, 0)")
             assert answer["error"]["type"] == "PermissionError"
+        assert run(box, DAEMON.format(name="uni-daemon")) == {"ok": None}
     finally:
         box.kill()
     assert not (tmp_path / "outside.txt").exists()
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _comm(p) == "uni-daemon"]
+
+
+DAEMON = """
+import ctypes, os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        ctypes.CDLL(None).prctl(15, b"{name}", 0, 0, 0)
+        time.sleep(60)
+    os._exit(0)
+time.sleep(0.2)
+"""
+
+
+def _comm(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as stream:
+            return stream.read().strip()
+    except OSError:
+        return ""
+
+
+# Run the grader as in a locked-down container: a seccomp filter refuses unshare (and
+# clone with namespace flags) to it and everything it starts.
+WITHOUT_NAMESPACES = (
+    "import os, sys\n"
+    "from autograder.sandbox import isolation\n"
+    "isolation.prctl(isolation.PR_SET_NO_NEW_PRIVS, 1)\n"
+    "isolation.install_seccomp(('unshare',))\n"
+    "os.execv(sys.executable, [sys.executable, '-m', 'autograder', *sys.argv[1:]])\n")
+
+
+def grade_without_namespaces(tmp_path, *options):
+    folder, out = tmp_path / "submissions", tmp_path / "out"
+    write(submission("ex1_attention"), folder, "alice", notebook_name("ex1_attention"))
+    done = subprocess.run([sys.executable, "-c", WITHOUT_NAMESPACES, "grade", "ex1_attention",
+                           str(folder), "--out", str(out), "--no-gradebook", "--no-progress",
+                           *options], cwd=COURSE_ROOT, capture_output=True, text=True,
+                          timeout=600)
+    return done, out
+
+
+def test_without_namespaces_the_grader_refuses_and_says_why(tmp_path):
+    done, out = grade_without_namespaces(tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "cannot isolate" in done.stderr and "--allow-unisolated" in done.stderr
+    assert "AppArmor" in done.stderr and not out.exists()
+
+
+@pytest.mark.skipif(isolation.landlock_abi() < (1 if os.geteuid() == 0 else 6),
+                    reason="unisolated grading needs Landlock")
+@pytest.mark.skipif(os.geteuid() == 0 and not _stdlib_readable_by_others(),
+                    reason="as root it runs the learner as another uid, which cannot read "
+                           "this Python's standard library")
+def test_allow_unisolated_grades_under_a_banner_and_says_so_everywhere(tmp_path):
+    done, out = grade_without_namespaces(tmp_path, "--allow-unisolated")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "UNISOLATED GRADING" in done.stderr and "UNISOLATED GRADING" in done.stdout
+    with open(out / "grades.csv", newline="") as stream:
+        row = next(csv.DictReader(stream))
+    assert row["isolation"].startswith("unisolated (Landlock") and row["score"] == "14"
+    folder = out / "students" / "alice"
+    assert json.loads((folder / "results.json").read_text())["isolation"] == row["isolation"]
+    assert "isolation: unisolated" in (folder / "feedback.html").read_text()
 
 
 @needs_namespaces

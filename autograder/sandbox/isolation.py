@@ -352,7 +352,7 @@ NAMESPACE_FLAGS = (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | C
                    | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWTIME)
 
 
-def seccomp_program() -> bytes:
+def seccomp_program(denied_calls: tuple[str, ...] = DENIED) -> bytes:
     """A classic-BPF seccomp filter: DENIED calls fail with EPERM, clone3 with ENOSYS
     (so libc falls back to clone, whose flags a filter can read), clone with a
     namespace flag with EPERM, any other architecture's calls are killed."""
@@ -360,7 +360,7 @@ def seccomp_program() -> bytes:
     ld, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06
     allow, kill = 0x7FFF0000, 0x80000000
     eperm, enosys = 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
-    denied = sorted({numbers[name] for name in DENIED})
+    denied = sorted({numbers[name] for name in denied_calls})
     program = [(ld, 0, 0, 4), (jeq, 1, 0, AUDIT_ARCH[ARCH]), (ret, 0, 0, kill), (ld, 0, 0, 0)]
     if ARCH == "x86_64":  # the x32 ABI's numbers would dodge the table below
         program += [(0x25, 0, 1, 0x3FFFFFFF), (ret, 0, 0, eperm)]  # jgt
@@ -373,8 +373,9 @@ def seccomp_program() -> bytes:
     return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
 
 
-def install_seccomp() -> None:
-    code = seccomp_program()
+def install_seccomp(denied_calls: tuple[str, ...] = DENIED) -> None:
+    """The filter for this process and every process it starts (needs no_new_privs)."""
+    code = seccomp_program(denied_calls)
     buffer = ctypes.create_string_buffer(code)
     fprog = struct.pack("=HxxxxxxQ", len(code) // 8, ctypes.addressof(buffer))
     _check(_libc.prctl(22, 2, fprog, 0, 0), "seccomp")  # PR_SET_SECCOMP, FILTER
