@@ -54,8 +54,8 @@ class RemoteObject:
         return self._endpoint.request(message, self._label)
 
     def _call_echoing(self, args: tuple, kwargs: dict):
-        message = {"op": "call", **self._address(), "args": list(args), "kwargs": kwargs,
-                   "echo": True}
+        message = {"op": "call", **self._address(), "args": list(args),
+                   "kwargs": kwargs, "echo": True}
         return self._endpoint.request(message, self._label)
 
     def __getattr__(self, attr: str):
@@ -79,8 +79,8 @@ class Endpoint:
         return RemoteObject(self, name)
 
     def fresh(self) -> None:
-        """Forget every effect of earlier calls: the grader restarts the learner's process
-        with its cells run again; in class there is nothing to do."""
+        """Forget every effect of earlier calls: the grader restarts the learner's
+        process with its cells run again; in class there is nothing to do."""
 
     def _reference(self, value):
         if isinstance(value, RemoteObject) and value._endpoint is self and value._ref:
@@ -117,7 +117,8 @@ class Dispatcher:
     def _store(self, value):
         ref = wire.object_ref_for(value, len(self.objects) + 1)
         self.objects[ref.id] = value
-        return {"$object": {"id": ref.id, "type": ref.type_name, "callable": ref.callable}}
+        return {"$object": {"id": ref.id, "type": ref.type_name,
+                            "callable": ref.callable}}
 
     def _resolve(self, object_id: int):
         try:
@@ -240,7 +241,8 @@ class LocalEndpoint(Endpoint):
 def fresh_learner(*objects) -> None:
     """Calls after this one see the learner's notebook as its cells left it, not what
     earlier calls changed (a memo of inputs seen, a patched module)."""
-    endpoints = {id(o._endpoint): o._endpoint for o in objects if isinstance(o, RemoteObject)}
+    endpoints = {id(o._endpoint): o._endpoint for o in objects
+                 if isinstance(o, RemoteObject)}
     for endpoint in endpoints.values():
         endpoint.fresh()
 

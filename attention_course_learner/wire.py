@@ -37,7 +37,7 @@ class ObjectRef:
     """An object that lives in the other process, known only by an id and its type."""
 
     id: int
-    type_name: str  # for messages only: the learner's side reports it, so it decides nothing
+    type_name: str  # for messages only: the learner's side reports it
     callable: bool
 
 

@@ -93,7 +93,7 @@ def load_assignment(name: str, course_root: Path = COURSE_ROOT) -> Assignment:
         raise InstructorError(f"{released_path} is missing: run "
                               f"`python -m autograder release {name}`")
     released = nbformat.read(released_path, as_version=4)
-    test_sources = frozenset(normalised(cell.source) for cell in released.cells
-                             if is_test_cell(cell)) | {normalised(t.source) for t in tests}
+    test_sources = {normalised(cell.source) for cell in released.cells
+                    if is_test_cell(cell)} | {normalised(t.source) for t in tests}
     return Assignment(name, path.name, path, tuple(tests), tuple(dict.fromkeys(interface)),
                       frozenset(test_sources), frozenset(solution_ids))

@@ -1,4 +1,4 @@
-"""Grading a whole batch: checks first, then parallel sandboxes, files, gradebook, summary.
+"""Grading a whole batch: checks first, then sandboxes in parallel, files, gradebook.
 
 Everything that can show the instructor made a mistake is checked before anything is
 written: OUT belongs to another assignment, nothing gradable was found, most
@@ -34,13 +34,15 @@ from autograder.submissions import Submission, collect, describe, read_notebook
 from autograder.text import printable
 
 USERNS_HINT = (
-    "Full isolation needs user namespaces. Where they are refused: Ubuntu 23.10+ restricts "
-    "them through AppArmor (sysctl kernel.apparmor_restrict_unprivileged_userns=1; allow "
-    "them for the venv's python with an AppArmor profile, or set it to 0), older Debian "
-    "kernels through kernel.unprivileged_userns_clone=0, any kernel through "
-    "user.max_user_namespaces=0, and Docker's default seccomp profile inside containers. "
-    "Grade as root, allow user namespaces, or pass --allow-unisolated to grade with "
-    "Landlock only (no network, process or full file isolation).")
+    "Full isolation needs user namespaces. Where they are refused: Ubuntu 23.10+ "
+    "restricts them through AppArmor (sysctl "
+    "kernel.apparmor_restrict_unprivileged_userns=1; allow them for the venv's python "
+    "with an AppArmor profile, or set it to 0), older Debian kernels through "
+    "kernel.unprivileged_userns_clone=0, any kernel through "
+    "user.max_user_namespaces=0, and Docker's default seccomp profile inside "
+    "containers. Grade as root, allow user "
+    "namespaces, or pass --allow-unisolated to grade with Landlock only (no network, "
+    "process or full file isolation).")
 
 
 @dataclass
@@ -51,19 +53,22 @@ class BatchOutcome:
 
 
 def banner(isolation: str) -> str:
-    return ("!" * 78 + f"\n!! UNISOLATED GRADING: {isolation}\n!! Learners' code ran without "
-            "the full sandbox; use these marks only if you trust the submissions.\n" + "!" * 78)
+    rule = "!" * 78
+    return (f"{rule}\n!! UNISOLATED GRADING: {isolation}\n!! Learners' code ran "
+            "without the full sandbox; use these marks only if you trust the "
+            f"submissions.\n{rule}")
 
 
-def preflight(factory: Factory, limits: Limits, allow_unisolated: bool) -> tuple[str, str]:
+def preflight(factory: Factory, limits: Limits,
+              allow_unisolated: bool) -> tuple[str, str]:
     """(mode, isolation description) of an empty sandbox that works here."""
     reasons = []
     for mode in (FULL, UNISOLATED) if allow_unisolated else (FULL,):
         sandbox = Sandbox(factory, limits, 0, mode)
         try:
             sandbox.start()
-            payload, json_size = sandbox.exchange(
-                wire.encode_frame({"op": "exec", "source": "1"}), limits.startup_timeout)
+            request = wire.encode_frame({"op": "exec", "source": "1"})
+            payload, json_size = sandbox.exchange(request, limits.startup_timeout)
             if wire.decode_frame(payload, json_size) != {"ok": None}:
                 raise SandboxFailure(Status.KERNEL_DIED, "an empty cell failed")
             return mode, sandbox.isolation
@@ -83,8 +88,8 @@ def summary_table(results: list[SubmissionResult], isolation: str) -> str:
     width = max([len("student_id")] + [len(i) for i in ids.values()])
     lines = [f"{'student_id':<{width}}  {'score':>11}  status", "-" * (width + 28)]
     for r in results:
-        lines.append(f"{ids[r.student_id]:<{width}}  {r.score:>5g} / {r.max_score:<3g}  "
-                     f"{r.status}")
+        score = f"{r.score:>5g} / {r.max_score:<3g}"
+        lines.append(f"{ids[r.student_id]:<{width}}  {score}  {r.status}")
     graded = [r for r in results if r.status == Status.GRADED]
     mean = sum(r.score for r in graded) / len(graded) if graded else 0.0
     lines.append(f"{len(graded)} of {len(results)} graded; mean score of graded {mean:.2f}")
@@ -113,12 +118,13 @@ def _owner_of(path: Path, exclude: str) -> str:
 
 def check_batch(assignment: Assignment, submissions: Path, batch: list[Submission],
                 prepared: list[Prepared | SubmissionResult]) -> None:
-    """Refuse a batch with nothing gradable, or one made mostly of another assignment."""
+    """Refuse a batch with nothing gradable, or made mostly of another assignment."""
     if not any(_has_notebook(s) for s in batch):
         raise InstructorError(
-            f"nothing gradable in {submissions} (it holds: {describe(submissions)}). Expected "
-            f"one folder per student with {assignment.notebook_name} in it, <student_id>.zip, "
-            "or the .ipynb files of an LMS export (Canvas, Moodle, Blackboard).")
+            f"nothing gradable in {submissions} (it holds: {describe(submissions)}). "
+            f"Expected one folder per student with {assignment.notebook_name} in it, "
+            "<student_id>.zip, or the .ipynb files of an LMS export (Canvas, Moodle, "
+            "Blackboard).")
     read = [p for p in prepared if isinstance(p, Prepared)
             or p.status == Status.WRONG_ASSIGNMENT]
     wrong = [p for p in read if isinstance(p, SubmissionResult)]
@@ -129,8 +135,8 @@ def check_batch(assignment: Assignment, submissions: Path, batch: list[Submissio
         guess = f" They look like {owner}." if owner else ""
         raise InstructorError(
             f"{len(wrong)} of {len(read)} notebooks in {submissions} do not belong to "
-            f"{assignment.name}.{guess} Nothing was graded or written: check the assignment "
-            "name.")
+            f"{assignment.name}.{guess} Nothing was graded or written: check the "
+            "assignment name.")
 
 
 def grade_batch(assignment: Assignment, submissions: Path, out: Path, jobs: int = 1,

@@ -29,8 +29,8 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--no-gradebook", action="store_true",
                        help="do not write the gradebook")
     grade.add_argument("--allow-unisolated", action="store_true",
-                       help="where user namespaces are refused, grade with Landlock only "
-                            "(no network, process or full file isolation)")
+                       help="where user namespaces are refused, grade with Landlock "
+                            "only (no network, process or full file isolation)")
     defaults = Limits()
     grade.add_argument("--cell-timeout", type=float, default=defaults.cell_timeout)
     grade.add_argument("--call-timeout", type=float, default=defaults.call_timeout)
@@ -38,8 +38,8 @@ def parser() -> argparse.ArgumentParser:
                        default=defaults.submission_timeout)
     grade.add_argument("--memory-mb", type=int, default=defaults.memory_mb)
     grade.add_argument("--no-progress", action="store_true")
-    rel = commands.add_parser("release",
-                              help="regenerate exercises/ from solutions/ with nbgrader")
+    rel = commands.add_parser(
+        "release", help="regenerate exercises/ from solutions/ with nbgrader")
     rel.add_argument("assignments", nargs="*", help="default: all")
     audit = commands.add_parser("audit", help="every score change this grader made")
     audit.add_argument("--db", default=default_db_url())
@@ -52,8 +52,9 @@ def _audit(args) -> int:
     rows = audit_trail(args.db, args.assignment, args.student)
     for row in rows:
         old = "-" if row["old"] is None else f"{row['old']:g}"
-        print(printable(f"{row['time']}  {row['assignment']}  {row['student']}  {row['cell']}"
-                        f"  {old} -> {row['new']:g}  {row['command']}"))
+        where = f"{row['assignment']}  {row['student']}  {row['cell']}"
+        change = f"{old} -> {row['new']:g}"
+        print(printable(f"{row['time']}  {where}  {change}  {row['command']}"))
     print(f"{len(rows)} change(s)")
     return 0
 
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(summary_table(outcome.results, outcome.isolation))
     if outcome.kept_rows:
-        print(f"{outcome.kept_rows} row(s) of earlier runs kept in {args.out}/grades.csv")
-    print(printable(f"Results in {args.out}/grades.csv and {args.out}/students/<student_id>/"))
+        print(f"{outcome.kept_rows} row(s) of earlier runs kept in "
+              f"{args.out}/grades.csv")
+    print(printable(f"Results in {args.out}/grades.csv and "
+                    f"{args.out}/students/<student_id>/"))
     return 0

@@ -13,7 +13,9 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass, field
 
-from attention_course.checks.core import CheckFailed, describe_error, judging_code, reporting_to
+from attention_course.checks.core import (
+    CheckFailed, describe_error, judging_code, reporting_to,
+)
 from attention_course_learner.remote import StudentCodeError
 from autograder import review
 from autograder.assignment import Assignment, TestCell
@@ -64,28 +66,31 @@ class Prepared:
     notes: list[str]
 
 
-def not_graded(assignment: Assignment, student_id: str, status: Status, notes: list[str],
-               notebook: str = "") -> SubmissionResult:
+def not_graded(assignment: Assignment, student_id: str, status: Status,
+               notes: list[str], notebook: str = "") -> SubmissionResult:
     tests = [TestResult(t.name, 0.0, t.points, f"not graded: {status}")
              for t in assignment.tests]
-    return SubmissionResult(student_id, status, tests, [n for n in notes if n], notebook)
+    notes = [note for note in notes if note]
+    return SubmissionResult(student_id, status, tests, notes, notebook)
 
 
-def prepare(assignment: Assignment, submission: Submission) -> Prepared | SubmissionResult:
+def prepare(assignment: Assignment,
+            submission: Submission) -> Prepared | SubmissionResult:
     """The learner's cells, or the result of a submission that cannot be graded."""
     student, notes = submission.student_id, list(submission.notes)
     if submission.path is None:
         return not_graded(assignment, student, Status.INVALID_SUBMISSION,
                           notes + [submission.problem])
-    located = locate_notebook(submission.path, assignment.notebook_name, assignment.name)
+    located = locate_notebook(submission.path, assignment.notebook_name,
+                              assignment.name)
     notes.append(located.note)
     if located.path is None:
         return not_graded(assignment, student, located.status, notes)
     notebook_name = str(located.path.relative_to(submission.path))
     notebook, problem = read_notebook(located.path)
     if notebook is None:
-        return not_graded(assignment, student, Status.INVALID_NOTEBOOK, notes + [problem],
-                          notebook_name)
+        return not_graded(assignment, student, Status.INVALID_NOTEBOOK,
+                          notes + [problem], notebook_name)
     mismatch = matches_assignment(notebook, assignment)
     if mismatch:
         return not_graded(assignment, student, Status.WRONG_ASSIGNMENT,
@@ -133,7 +138,8 @@ def grade_prepared(assignment: Assignment, prepared: Prepared, factory: Factory,
 
 
 def grade_submission(assignment: Assignment, submission: Submission, factory: Factory,
-                     limits: Limits, slot: int = 0, mode: str = FULL) -> SubmissionResult:
+                     limits: Limits, slot: int = 0,
+                     mode: str = FULL) -> SubmissionResult:
     prepared = prepare(assignment, submission)
     if isinstance(prepared, SubmissionResult):
         return prepared

@@ -22,7 +22,8 @@ from nbconvert.preprocessors import Preprocessor
 
 RECORDED_TABLE = "autograder_recorded"
 ALLOW_ENV = "AUTOGRADER_ALLOW_STOCK_AUTOGRADE"
-HIDDEN = re.compile(r"^[ \t]*#+[ \t]*BEGIN HIDDEN TESTS.*?^[ \t]*#+[ \t]*END HIDDEN TESTS[^\n]*\n?",
+HIDDEN = re.compile(r"^[ \t]*#+[ \t]*BEGIN HIDDEN TESTS.*?"
+                    r"^[ \t]*#+[ \t]*END HIDDEN TESTS[^\n]*\n?",
                     re.MULTILINE | re.DOTALL)
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -34,10 +35,10 @@ def recorded_by_grader(db_url: str, assignment: str, student: str) -> bool:
     try:
         if not sa.inspect(engine).has_table(RECORDED_TABLE):
             return False
+        query = sa.text(f"SELECT 1 FROM {RECORDED_TABLE} WHERE assignment = :a AND "
+                        "student = :s LIMIT 1")
         with engine.connect() as connection:
-            row = connection.execute(
-                sa.text(f"SELECT 1 FROM {RECORDED_TABLE} WHERE assignment = :a AND "
-                        "student = :s LIMIT 1"), {"a": assignment, "s": student}).first()
+            row = connection.execute(query, {"a": assignment, "s": student}).first()
         return row is not None
     finally:
         engine.dispose()
@@ -45,9 +46,10 @@ def recorded_by_grader(db_url: str, assignment: str, student: str) -> bool:
 
 def refusal(assignment: str, student: str) -> str:
     return (f"{student}'s scores for {assignment} were recorded by the hardened grader "
-            f"(python -m autograder grade {assignment} ...); stock `nbgrader autograde` runs "
-            "the tests in the learner's own kernel and would overwrite them, so it stops here. "
-            f"Regrade with `python -m autograder grade`, or set {ALLOW_ENV}=1 to overwrite.")
+            f"(python -m autograder grade {assignment} ...); stock `nbgrader "
+            "autograde` runs the tests in the learner's own kernel and would overwrite "
+            "them, so it stops here. Regrade with `python -m autograder grade`, or set "
+            f"{ALLOW_ENV}=1 to overwrite.")
 
 
 def _guard_autograde() -> None:
@@ -59,8 +61,9 @@ def _guard_autograde() -> None:
     original = Autograde.init_assignment
 
     def init_assignment(self, assignment_id: str, student_id: str) -> None:
-        if (os.environ.get(ALLOW_ENV) != "1"
-                and recorded_by_grader(self.coursedir.db_url, assignment_id, student_id)):
+        allowed = os.environ.get(ALLOW_ENV) == "1"
+        if not allowed and recorded_by_grader(self.coursedir.db_url, assignment_id,
+                                              student_id):
             message = refusal(assignment_id, student_id)
             self.log.error(message)
             raise NbGraderException(message)
@@ -109,4 +112,5 @@ def install(c) -> None:
     from nbgrader.preprocessors import GetGrades
 
     _guard_autograde()
-    c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+    c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests,
+                                        CSSHTMLHeaderPreprocessor]

@@ -36,7 +36,6 @@ from traitlets.config.loader import PyFileConfigLoader
 from autograder.assignment import COURSE_ROOT, Assignment, InstructorError
 from autograder.grading import SubmissionResult
 from autograder.nbgrader_guard import RECORDED_TABLE
-from autograder.status import Status
 from autograder.text import csv_cell, printable
 
 GRADES_COLUMNS = ["student_id", "score", "max_score", "status", "isolation", "notebook",
@@ -84,23 +83,24 @@ def check_out_folder(out: Path, assignment: Assignment) -> None:
     try:
         owner = json.loads(marker.read_text()).get("assignment")
     except (OSError, ValueError):
-        raise InstructorError(f"--out {out} is not empty and was not written by this grader: "
-                              "choose a new folder") from None
+        raise InstructorError(f"--out {out} is not empty and was not written by this "
+                              "grader: choose a new folder") from None
     if owner != assignment.name:
-        raise InstructorError(f"--out {out} holds results of {owner}, not {assignment.name}: "
-                              "choose another folder")
+        raise InstructorError(f"--out {out} holds results of {owner}, not "
+                              f"{assignment.name}: choose another folder")
 
 
 def write_results_json(folder: Path, assignment: Assignment, result: SubmissionResult) -> None:
     document = {
         "student_id": result.student_id, "assignment": assignment.name,
-        "status": str(result.status), "score": result.score, "max_score": result.max_score,
-        "isolation": result.isolation, "notebook": result.notebook, "notes": result.notes,
+        "status": str(result.status), "score": result.score,
+        "max_score": result.max_score, "isolation": result.isolation,
+        "notebook": result.notebook, "notes": result.notes,
         "tests": [{"name": t.name, "points": t.points, "max_points": t.max_points,
                    "message": t.message} for t in result.tests],
     }
-    (folder / "results.json").write_text(json.dumps(document, indent=2, ensure_ascii=False)
-                                         + "\n")
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    (folder / "results.json").write_text(text + "\n")
 
 
 FEEDBACK_STYLE = """
@@ -150,9 +150,10 @@ def write_student_files(out: Path, assignment: Assignment, result: SubmissionRes
 
 
 def _row(result: SubmissionResult) -> list[str]:
-    return [csv_cell(v) for v in (result.student_id, _number(result.score),
-                                  _number(result.max_score), str(result.status),
-                                  result.isolation, result.notebook, " | ".join(result.notes))]
+    values = (result.student_id, _number(result.score), _number(result.max_score),
+              str(result.status), result.isolation, result.notebook,
+              " | ".join(result.notes))
+    return [csv_cell(value) for value in values]
 
 
 def write_grades_csv(out: Path, results: list[SubmissionResult]) -> int:
@@ -202,8 +203,9 @@ def nbgrader_environment(extra: dict | None = None) -> dict:
     course on PYTHONPATH (nbgrader_config.py loads autograder.nbgrader_guard), also
     when the config is used from a copy of the course."""
     put_python_bin_on_path()
-    paths = [str(COURSE_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)), **(extra or {})}
+    given = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    paths = os.pathsep.join(dict.fromkeys([str(COURSE_ROOT), *filter(None, given)]))
+    return {**os.environ, "PYTHONPATH": paths, **(extra or {})}
 
 
 def nbgrader_command(*args: str, course_root: Path = COURSE_ROOT,
@@ -242,8 +244,8 @@ def _record_one(gradebook: Gradebook, assignment: Assignment, result: Submission
     grades = {}
     for test in result.tests:
         try:
-            grades[test.name] = gradebook.find_grade(test.name, notebook_id, assignment.name,
-                                                     result.student_id)
+            grades[test.name] = gradebook.find_grade(test.name, notebook_id,
+                                                     assignment.name, result.student_id)
         except MissingEntry:
             raise InstructorError(
                 f"the gradebook's {assignment.name} has no test {test.name!r}: it was "
@@ -283,7 +285,8 @@ def record_gradebook(assignment: Assignment, results: list[SubmissionResult],
             try:
                 # These commit by themselves, and change no score.
                 gradebook.update_or_create_student(result.student_id)
-                gradebook.update_or_create_submission(assignment.name, result.student_id)
+                gradebook.update_or_create_submission(assignment.name,
+                                                      result.student_id)
                 _record_one(gradebook, assignment, result, when, command)
                 gradebook.db.commit()
             except InstructorError:

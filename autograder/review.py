@@ -27,8 +27,8 @@ BUILT_INS = {
     },
     "ex3_transformer": {
         "torch.nn.Transformer": "you are asked to build the encoder block yourself",
-        "torch.nn.functional.scaled_dot_product_attention": "nn.MultiheadAttention is the "
-                                                            "attention this exercise uses",
+        "torch.nn.functional.scaled_dot_product_attention":
+            "nn.MultiheadAttention is the attention this exercise uses",
     },
     "ex4_applications": {
         "torch.nn.functional.unfold": "you are asked to cut the patches yourself",
@@ -41,5 +41,6 @@ BUILT_INS = {
 
 def flags(assignment: str, code: str) -> list[str]:
     """Notes for the instructor: built-ins this learner's code uses."""
-    return [f"for review: uses {name} ({why})"
-            for name, why in BUILT_INS.get(assignment, {}).items() if source.uses(code, name)]
+    listed = BUILT_INS.get(assignment, {})
+    return [f"for review: uses {name} ({why})" for name, why in listed.items()
+            if source.uses(code, name)]

@@ -3,13 +3,14 @@
 Before each test (``fresh``) the session kills the previous sandbox and starts a new
 one that runs the learner's cells again, so nothing a test's calls did — a memo in a
 global, a patched module, a file in /tmp, a process left running — reaches the next
-test. Property tests ask for the same before each call, so code that remembers
-what it was asked cannot make two related calls agree. (Forking every test from one post-cells process was tried first; a process
-that has run learner code can still hear from its forks through exit codes,
-signals, SIGCONT and shared memory, so it cannot be the template.) A cell that hung
-or killed the process on the first run is skipped from then on, with a note, so it
-costs its time once; one broken function costs only the tests that use it. A time
-budget for the whole submission bounds all of this.
+test. Property tests ask for the same before each side they compare, so code that
+remembers what it was asked cannot make two related calls agree. (Forking every test
+from one post-cells process was tried first; a process that has run learner code can
+still hear from its forks through exit codes, signals, SIGCONT and shared memory, so
+it cannot be the template.) A cell that hung or killed the process on the first run
+is skipped from then on, with a note, so it costs its time once; one broken function
+costs only the tests that use it. A time budget for the whole submission bounds all
+of this.
 """
 from __future__ import annotations
 
@@ -48,9 +49,9 @@ class SandboxSession(remote.Endpoint):
         return self.gave_up
 
     def fresh(self) -> None:
-        """A sandbox that has answered no call yet: a new one with the learner's cells run
-        again, unless the current one is still untouched. Each test starts with this,
-        and property tests ask for it before each call (``checks.core.fresh_call``)."""
+        """A sandbox that has answered no call yet: a new one with the learner's cells
+        run again, unless the current one is still untouched. Each test starts with
+        this, and property tests ask for it per side (``checks.core.fresh_call``)."""
         if self.sandbox is not None and not self.used:
             return
         self.stop()
@@ -62,8 +63,9 @@ class SandboxSession(remote.Endpoint):
             if self.gave_up:
                 raise self.gave_up
             if self._remaining() <= 0:
-                raise self._give_up(Status.TIMEOUT, "was not run: the submission used up its "
-                                    f"{self.limits.submission_timeout:g} s time budget")
+                budget = f"{self.limits.submission_timeout:g} s"
+                raise self._give_up(Status.TIMEOUT, "was not run: the submission used "
+                                                    f"up its {budget} time budget")
             sandbox = Sandbox(self.factory, self.limits, self.slot, self.mode)
             try:
                 sandbox.start()
@@ -120,8 +122,8 @@ class SandboxSession(remote.Endpoint):
             raise failure.about(label) from None
         except wire.WireError as error:
             self.stop()
-            raise SandboxFailure(Status.KERNEL_DIED, f"{label} sent back data that is not "
-                                                     f"valid: {error}") from None
+            message = f"{label} sent back data that is not valid: {error}"
+            raise SandboxFailure(Status.KERNEL_DIED, message) from None
 
     def stop(self, wait: bool = False) -> None:
         """Kill the current sandbox; ``wait``: until every process in it is gone."""

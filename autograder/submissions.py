@@ -63,9 +63,11 @@ class Located:
 
 LMS_PATTERNS = (
     # Canvas: <name>[_LATE]_<user id>_<submission id>_<file> (name: letters, no spaces)
-    ("Canvas", re.compile(r"^(?P<id>[^_]+)_(?:LATE_)?(?P<number>\d+)_\d+_(?P<file>.+)$")),
+    ("Canvas", re.compile(r"^(?P<id>[^_]+)_(?:LATE_)?(?P<number>\d+)_\d+_"
+                          r"(?P<file>.+)$")),
     # Moodle: <Full Name>_<participant id>_assignsubmission_file_<file>
-    ("Moodle", re.compile(r"^(?P<id>.+?_(?P<number>\d+))_assignsubmission_[a-z]+_(?P<file>.*)$")),
+    ("Moodle", re.compile(r"^(?P<id>.+?_(?P<number>\d+))_assignsubmission_[a-z]+_"
+                          r"(?P<file>.*)$")),
     # Blackboard: <Assignment>_<username>_attempt_<YYYY-MM-DD-HH-MM-SS>[_<file>]
     ("Blackboard", re.compile(r"^.+_(?P<id>[^_]+)_attempt_(?P<number>\d{4}(?:-\d\d){5})"
                               r"(?:_(?P<file>.+))?$")),
@@ -107,8 +109,8 @@ def extract_zip(archive: Path, destination: Path) -> list[str]:
             counts = Counter(entry.filename for entry in entries if not entry.is_dir())
             for name, count in sorted(counts.items()):
                 if count > 1:
-                    notes.append(f"{archive.name} holds {name} {count} times; the last one "
-                                 "was used")
+                    notes.append(f"{archive.name} holds {name} {count} times; the last "
+                                 "one was used")
             for entry in entries:
                 parts = PurePosixPath(entry.filename.replace("\\", "/")).parts
                 if (entry.is_dir() or stat.S_ISLNK(entry.external_attr >> 16)
@@ -179,39 +181,31 @@ def collect(submissions: Path, scratch: Path, notebook_name: str) -> list[Submis
         elif entry.suffix == ".ipynb":
             loose.setdefault(lms_student_id(entry.name), []).append(entry)
     if list(loose) == [(Path(notebook_name).stem, "", "")] and not folders and not zips:
-        raise InstructorError(f"{submissions} holds {notebook_name} itself: it looks like one "
-                              "student's folder. Pass the folder that holds one folder (or "
-                              ".zip) per student.")
+        raise InstructorError(f"{submissions} holds {notebook_name} itself: it "
+                              "looks like one student's folder. Pass the folder that "
+                              "holds one folder (or .zip) per student.")
     found: dict[str, Submission] = {}
-    for student_id, files in _loose_by_student(loose).items():
-        chosen = files[-1]
-        found[student_id] = _loose_notebook(chosen, scratch, student_id)
-        if len(files) > 1:
-            others = ", ".join(f.name for f in files[:-1])
-            found[student_id].notes.append(f"several notebooks for {student_id}; graded "
-                                           f"{chosen.name} (the last by name), not {others}")
-    for student_id, archives in zips.items():
-        replaced = found.get(student_id)
-        found[student_id] = _unpack_student(archives[-1], scratch, student_id)
-        if len(archives) > 1:
-            others = ", ".join(a.name for a in archives[:-1])
-            found[student_id].notes.append(f"several archives for {student_id}; graded "
-                                           f"{archives[-1].name} (the last by name), not "
-                                           f"{others}")
-        if replaced is not None:
-            found[student_id].notes.append(f"{archives[-1].name} was graded; a loose notebook "
-                                           "for the same student was ignored (a zip wins)")
-    for student_id, folder in folders.items():
-        replaced = found.get(student_id)
-        found[student_id] = Submission(student_id, folder)
-        if replaced is not None:
-            found[student_id].notes.append(f"the folder {folder.name}/ was graded; "
-                                           f"{student_id}.zip or a loose notebook for the same "
-                                           "student was ignored (a folder wins)")
+    sources = [(_loose_by_student(loose), _loose_notebook),
+               (zips, _unpack_student),
+               ({i: [f] for i, f in folders.items()}, lambda f, _, i: Submission(i, f))]
+    for candidates, make in sources:  # later kinds win: loose, then zip, then folder
+        for student_id, paths in candidates.items():
+            replaced = found.get(student_id)
+            found[student_id] = make(paths[-1], scratch, student_id)
+            notes = found[student_id].notes
+            if len(paths) > 1:
+                others = ", ".join(p.name for p in paths[:-1])
+                notes.append(f"several submissions for {student_id}: graded "
+                             f"{paths[-1].name} (the last by name), not {others}")
+            if replaced is not None:
+                notes.append(f"graded {paths[-1].name}; another submission of the "
+                             "same student was ignored (a folder wins over a zip, a "
+                             "zip over a loose notebook)")
     return sorted(found.values(), key=lambda s: s.student_id)
 
 
-def _loose_by_student(loose: dict[tuple[str, str, str], list[Path]]) -> dict[str, list[Path]]:
+def _loose_by_student(
+        loose: dict[tuple[str, str, str], list[Path]]) -> dict[str, list[Path]]:
     """Group exported notebooks by student; two people with the same name part (Canvas)
     are told apart by their LMS number."""
     by_id: dict[str, dict[str, list[Path]]] = {}
@@ -239,7 +233,8 @@ def locate_notebook(folder: Path, expected: str, assignment: str) -> Located:
     notebooks = sorted((p for p in folder.rglob("*.ipynb")
                         if not IGNORED_NAMES.intersection(p.relative_to(folder).parts)
                         and p.is_file() and not p.is_symlink()),
-                       key=lambda p: (p.parent.name != assignment, len(p.parts), str(p)))
+                       key=lambda p: (p.parent.name != assignment, len(p.parts),
+                                      str(p)))
     named = [p for p in notebooks if p.name == expected]
     if named:
         chosen, note = named[0], ""
@@ -247,14 +242,16 @@ def locate_notebook(folder: Path, expected: str, assignment: str) -> Located:
         chosen = notebooks[0]
         note = f"graded {chosen.name} (expected {expected})"
     elif not notebooks:
-        return Located(None, Status.NO_NOTEBOOK, f"no .ipynb file found (expected {expected})")
+        return Located(None, Status.NO_NOTEBOOK,
+                       f"no .ipynb file found (expected {expected})")
     else:
         names = ", ".join(p.name for p in notebooks[:5])
         return Located(None, Status.NO_NOTEBOOK,
                        f"several notebooks ({names}) and none named {expected}")
     inside = chosen.relative_to(folder).parent
     if inside.parts and inside.name != assignment:
-        where = f"found in {inside.as_posix()}/, expected {assignment}/ or the student's folder"
+        where = (f"found in {inside.as_posix()}/, expected {assignment}/ or the "
+                 "student's folder")
         note = f"{note}; {where}" if note else where
     return Located(chosen, None, note)
 
@@ -273,10 +270,12 @@ def read_notebook(path: Path):
 
 
 def is_assignment_test(cell, assignment: Assignment) -> bool:
-    return cell.cell_type == "code" and normalised(cell.source) in assignment.test_sources
+    return (cell.cell_type == "code"
+            and normalised(cell.source) in assignment.test_sources)
 
 
-def student_code(notebook, assignment: Assignment) -> tuple[list[tuple[int, str]], list[str]]:
+def student_code(notebook,
+                 assignment: Assignment) -> tuple[list[tuple[int, str]], list[str]]:
     """(cell number, source) of every code cell that is not one of the assignment's test
     cells, and notes. A cell is a test cell by its content; one that carries test-cell
     metadata with other content (a helper pasted under a test) runs as learner code."""
@@ -289,8 +288,8 @@ def student_code(notebook, assignment: Assignment) -> tuple[list[tuple[int, str]
             continue
         grade_id = nbgrader_metadata(cell).get("grade_id")
         if is_test_cell(cell) or grade_id in test_ids:
-            notes.append(f"Cell {number} carries test-cell metadata ({grade_id}) but is not "
-                         "one of the assignment's tests; it ran as your code.")
+            notes.append(f"Cell {number} carries test-cell metadata ({grade_id}) but "
+                         "is not one of the assignment's tests; it ran as your code.")
         cells.append((number, cell.source))
     return cells, notes
 

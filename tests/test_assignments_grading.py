@@ -109,7 +109,8 @@ def test_grading_twice_gives_the_same_results(graded, tmp_path):
     again = tmp_path / "again"
     for student in ("correct", "blank", CASES[assignment.name][0].student_id):
         shutil.copytree(folder / student, again / student)
-    outcome = grade_batch(assignment, again, tmp_path / "out", limits=LIMITS, progress=False)
+    outcome = grade_batch(assignment, again, tmp_path / "out", limits=LIMITS,
+                          progress=False)
     for result in outcome.results:
         assert result.tests == results[result.student_id].tests
 
@@ -134,6 +135,7 @@ def test_stock_nbgrader_agrees_on_solution_and_blank(name, tmp_path):
                   for row in csv.DictReader(stream)}
     maximum = load_assignment(name).max_score
     assert scores == {"correct": (maximum, maximum), "blank": (0.0, maximum)}
-    feedback = (tmp_path / "feedback" / "correct" / name / filename.replace(".ipynb", ".html"))
+    page = filename.replace(".ipynb", ".html")
+    feedback = tmp_path / "feedback" / "correct" / name / page
     hidden = set().union(*(hidden_lines(t.source) for t in load_assignment(name).tests))
     assert hidden and not [line for line in hidden if line in feedback.read_text()]

@@ -26,8 +26,8 @@ from autograder.sandbox.isolation import namespaces_refused
 from autograder.samples import notebook_name, submission, write
 from tests.adversarial.attacks import ASSIGNMENT, ATTACKS, CORRECT
 
-pytestmark = pytest.mark.skipif(bool(namespaces_refused()),
-                                reason=f"no user namespaces here: {namespaces_refused()}")
+REFUSED = namespaces_refused()
+pytestmark = pytest.mark.skipif(bool(REFUSED), reason=f"no user namespaces: {REFUSED}")
 # Smaller than the defaults only to keep the memory and fork bombs quick.
 LIMITS = Limits(cell_timeout=5, call_timeout=5, submission_timeout=150, memory_mb=1536,
                 max_processes=16)
@@ -59,7 +59,8 @@ def batch(tmp_path_factory):
                 submissions, root, f"/proc/{os.getpid()}/environ",
                 f"/proc/{os.getpid()}/cwd/nbgrader_config.py")],
             "write_paths": [str(p) for p in (
-                out / "grades.csv", student_folder(out, "write_results") / "results.json",
+                out / "grades.csv",
+                student_folder(out, "write_results") / "results.json",
                 student_folder(out, "control") / "results.json",
                 student_folder(out, "control") / "feedback.html", db, control,
                 *COURSE_FILES)],
@@ -116,7 +117,8 @@ def test_every_submission_has_one_row_and_its_files(batch):
     assert "hacked" not in text and "144" not in text
     for row in rows:
         assert float(row["score"]) == batch["results"][row["student_id"]]["score"]
-        assert (student_folder(batch["out"], row["student_id"]) / "feedback.html").exists()
+        folder = student_folder(batch["out"], row["student_id"])
+        assert (folder / "feedback.html").exists()
 
 
 def test_the_gradebook_holds_exactly_the_graders_scores(batch):

@@ -20,8 +20,8 @@ from autograder.cli import main
 from autograder import grading
 from autograder.grading import SubmissionResult
 from autograder.record import (
-    audit_trail, course_id, ensure_assignment_in_gradebook, nbgrader_command, record_gradebook,
-    student_folder,
+    audit_trail, course_id, ensure_assignment_in_gradebook, nbgrader_command,
+    record_gradebook, student_folder,
 )
 from autograder.samples import notebook_name, submission, write
 from autograder.status import Status
@@ -86,7 +86,7 @@ def batch(tmp_path_factory):
     with zipfile.ZipFile(folder / "gina.zip", "w") as bundle:
         bundle.writestr(NAME, nbformat.writes(correct))
     with zipfile.ZipFile(folder / "hank.zip", "w") as bundle, warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # zipfile: "Duplicate name", on purpose
+        warnings.simplefilter("ignore", UserWarning)  # "Duplicate name": on purpose
         bundle.writestr(NAME, nbformat.writes(blank))
         bundle.writestr(NAME, nbformat.writes(correct))
     write_file(correct, folder / CANVAS)
@@ -157,7 +157,8 @@ def test_names_are_data_not_formulas_or_terminal_escapes(batch):
 def test_ambiguous_submissions_follow_the_documented_rule_with_a_note(batch):
     grades = read_grades(batch["out"])
     assert "a folder wins" in grades["gina"]["notes"]  # the folder (blank), not the zip
-    assert "hank.zip holds" in grades["hank"]["notes"] and "last one" in grades["hank"]["notes"]
+    assert "hank.zip holds" in grades["hank"]["notes"]
+    assert "last one" in grades["hank"]["notes"]
     assert "2026-01-02" in grades["bob2"]["notes"]  # the later attempt was graded
     assert "2026-01-01" in grades["bob2"]["notes"]
 
@@ -195,10 +196,12 @@ def test_scores_land_in_the_gradebook_for_nbgrader_export(batch, tmp_path):
 
 def test_every_score_change_is_in_the_audit_trail(batch, capsys):
     rows = audit_trail(f"sqlite:///{batch['db']}", ASSIGNMENT, "alice")
-    assert {row["cell"] for row in rows} == {t.name for t in load_assignment(ASSIGNMENT).tests}
+    tests = {test.name for test in load_assignment(ASSIGNMENT).tests}
+    assert {row["cell"] for row in rows} == tests
     assert all(row["old"] is None and row["new"] > 0 for row in rows)
     assert all("autograder grade ex1_attention" in row["command"] for row in rows)
-    assert main(["audit", "--db", f"sqlite:///{batch['db']}", "--student", "alice"]) == 0
+    db_url = f"sqlite:///{batch['db']}"
+    assert main(["audit", "--db", db_url, "--student", "alice"]) == 0
     assert f"{len(rows)} change(s)" in capsys.readouterr().out
 
 
@@ -229,12 +232,14 @@ def test_out_of_another_assignment_is_refused_before_anything_is_written(batch, 
 def test_stock_autograde_refuses_to_overwrite_the_graders_scores(batch, tmp_path):
     course = tmp_path / "course"
     shutil.copy(COURSE_ROOT / "nbgrader_config.py", course.mkdir() or course)
-    shutil.copytree(COURSE_ROOT / "solutions" / ASSIGNMENT, course / "solutions" / ASSIGNMENT)
+    shutil.copytree(COURSE_ROOT / "solutions" / ASSIGNMENT,
+                    course / "solutions" / ASSIGNMENT)
     write(submission(ASSIGNMENT), course / "submitted" / "frank", ASSIGNMENT, NAME)
     db = tmp_path / "gradebook.db"
     shutil.copy(batch["db"], db)
     done = nbgrader_command("autograde", ASSIGNMENT, "--student=frank",
-                            f"--CourseDirectory.db_url=sqlite:///{db}", course_root=course)
+                            f"--CourseDirectory.db_url=sqlite:///{db}",
+                            course_root=course)
     assert done.returncode != 0
     assert "python -m autograder grade" in done.stdout + done.stderr
     with Gradebook(f"sqlite:///{db}", course_id()) as gradebook:
@@ -242,7 +247,7 @@ def test_stock_autograde_refuses_to_overwrite_the_graders_scores(batch, tmp_path
 
 
 def test_a_failed_gradebook_write_loses_no_one_elses_marks(tmp_path, monkeypatch):
-    """Each submission is its own transaction; a failing one is rolled back and noted."""
+    """Each submission is one transaction; a failing one is rolled back and noted."""
     import autograder.record as record
 
     assignment = load_assignment(ASSIGNMENT)
@@ -268,7 +273,8 @@ def test_a_failed_gradebook_write_loses_no_one_elses_marks(tmp_path, monkeypatch
     record_gradebook(assignment, results, db_url)
     assert any("not updated" in note for note in results[0].notes)
     with Gradebook(db_url, course_id()) as gradebook:
-        scores = {s: gradebook.find_submission(ASSIGNMENT, s).score for s in ("kim", "lee", "mo")}
+        scores = {student: gradebook.find_submission(ASSIGNMENT, student).score
+                  for student in ("kim", "lee", "mo")}
     one, two = len(assignment.tests), sum(min(2, t.points) for t in assignment.tests)
     assert scores == {"kim": one, "lee": two, "mo": two}
     assert not [r for r in audit_trail(db_url, ASSIGNMENT, "kim") if r["new"] == 2]
@@ -277,11 +283,12 @@ def test_a_failed_gradebook_write_loses_no_one_elses_marks(tmp_path, monkeypatch
 def test_a_batch_of_another_assignment_stops_before_writing_anything(tmp_path, capsys):
     folder = tmp_path / "submissions"
     for student in ("a", "b", "c"):
-        write(submission("ex2_multihead"), folder, student, notebook_name("ex2_multihead"))
+        write(submission("ex2_multihead"), folder, student,
+              notebook_name("ex2_multihead"))
     write(submission(ASSIGNMENT), folder, "d", NAME)
     out, db = tmp_path / "out", tmp_path / "gradebook.db"
-    assert grade_here(ASSIGNMENT, str(folder), "--out", str(out), "--db", f"sqlite:///{db}",
-                      "--no-progress") == 2
+    assert grade_here(ASSIGNMENT, str(folder), "--out", str(out), "--db",
+                      f"sqlite:///{db}", "--no-progress") == 2
     error = capsys.readouterr().err
     assert "3 of 4 notebooks" in error and "ex2_multihead" in error
     assert not out.exists() and not db.exists()
@@ -310,7 +317,10 @@ def test_a_zip_of_the_whole_folder_grades_the_same(batch):
     for student in ("alice", "carol", "dave", "frank.zip"):
         source = batch["folder"] / student
         target = zipped_folder / student
-        shutil.copytree(source, target) if source.is_dir() else shutil.copy(source, target)
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy(source, target)
     zip_folder(zipped_folder, archive, prefix="submissions/")
     out = batch["root"] / "out-zip"
     assert grade_here(ASSIGNMENT, str(archive), "--out", str(out), "--no-gradebook",

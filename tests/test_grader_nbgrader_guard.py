@@ -20,12 +20,15 @@ def autograded_notebook():
     a traceback and printed output that quote a hidden line."""
     assignment = load_assignment(ASSIGNMENT)
     notebook = nbformat.read(assignment.source_path, as_version=4)
+    first = assignment.tests[0].name
     test = next(cell for cell in notebook.cells
-                if cell.metadata.get("nbgrader", {}).get("grade_id") == assignment.tests[0].name)
+                if cell.metadata.get("nbgrader", {}).get("grade_id") == first)
     secret = sorted(hidden_lines(test.source))[0]
     test.outputs = [
-        nbformat.v4.new_output("stream", name="stderr", text=f"warning at\n    {secret}\n"),
-        nbformat.v4.new_output("error", ename="CheckFailed", evalue="softmax(x): wrong values",
+        nbformat.v4.new_output("stream", name="stderr",
+                               text=f"warning at\n    {secret}\n"),
+        nbformat.v4.new_output("error", ename="CheckFailed",
+                               evalue="softmax(x): wrong values",
                                traceback=["\x1b[0;31mCheckFailed\x1b[0m Traceback",
                                           f"\x1b[0;32m----> 5\x1b[0m {secret}",
                                           "CheckFailed: softmax(x): wrong values"]),
@@ -48,7 +51,8 @@ def test_feedback_keeps_the_message_and_drops_every_hidden_line():
 
 
 def test_the_course_config_guards_autograde_and_feedback():
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(COURSE_ROOT)).load_config()
+    loader = PyFileConfigLoader("nbgrader_config.py", path=str(COURSE_ROOT))
+    config = loader.load_config()
     assert HideHiddenTests in config.GenerateFeedback.preprocessors
     from nbgrader.converters.autograde import Autograde
 

@@ -97,7 +97,7 @@ def test_objects_stay_behind_as_references():
 
     make = bind(Counter, "Counter")
     counter = make()
-    assert counter._ref.type_name.endswith("Counter")  # for messages; it decides nothing
+    assert counter._ref.type_name.endswith("Counter")  # for messages; decides nothing
     counter.bump(2).bump(3)
     assert counter.count == 5
 
@@ -110,7 +110,8 @@ def test_a_call_can_bring_back_its_arguments_as_it_left_them():
 
     data = np.arange(3.0)
     result, args, kwargs = call_echoing_arguments(bind(fill, "fill"), data, value=7.0)
-    assert result == 10.0 and args[0].tolist() == [7.0, 1.0, 2.0] and kwargs == {"value": 7.0}
+    assert result == 10.0 and kwargs == {"value": 7.0}
+    assert args[0].tolist() == [7.0, 1.0, 2.0]
     assert data.tolist() == [0.0, 1.0, 2.0]  # the checking side's copy is untouched
 
 

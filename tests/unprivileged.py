@@ -23,7 +23,7 @@ def as_user(uid: int = NOBODY) -> list[str]:
 
 
 def _works(python: str, home: Path) -> bool:
-    """``python`` runs as nobody and can start itself again (the sandbox factory does)."""
+    """``python`` runs as nobody and can start itself again (as the factory does)."""
     probe = ("import subprocess, sys; subprocess.run([sys.executable, '-c', "
              "'import numpy, torch, nbgrader'], check=True)")
     done = subprocess.run([*as_user(), python, "-c", probe], capture_output=True,
@@ -32,7 +32,7 @@ def _works(python: str, home: Path) -> bool:
 
 
 def interpreter(scratch: Path) -> str | None:
-    """A Python that `nobody` can run, with this interpreter's packages; None if none."""
+    """A Python that `nobody` can run, with this interpreter's packages, or None."""
     if shutil.which("setpriv") is None:
         return None
     scratch.mkdir(parents=True, exist_ok=True)
@@ -40,7 +40,9 @@ def interpreter(scratch: Path) -> str | None:
     if _works(sys.executable, scratch):
         return sys.executable
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for base in (shutil.which(version), f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
+    candidates = (shutil.which(version), f"/usr/bin/{version}",
+                  f"/usr/local/bin/{version}")
+    for base in candidates:
         if not base or not os.access(base, os.X_OK):
             continue
         venv = scratch / "nobody-venv"
@@ -66,8 +68,9 @@ def refused_as_nobody(python: str, scratch: Path) -> str:
     code = ("from autograder.sandbox.isolation import namespaces_refused; "
             "print(namespaces_refused())")
     course = Path(__file__).resolve().parents[1]
-    done = subprocess.run([*as_user(), python, "-c", code], cwd=course, capture_output=True,
-                          text=True, env={**os.environ, "HOME": str(scratch)}, timeout=120)
+    done = subprocess.run([*as_user(), python, "-c", code], cwd=course,
+                          capture_output=True, text=True,
+                          env={**os.environ, "HOME": str(scratch)}, timeout=120)
     return done.stdout.strip() if done.returncode == 0 else done.stderr.strip()[-500:]
 
 
@@ -80,6 +83,7 @@ def run_pytest_as_nobody(python: str, tests: list[str], scratch: Path,
            "TMPDIR": str(home)}
     env.pop("PYTEST_ADDOPTS", None)
     course = Path(__file__).resolve().parents[1]
-    return subprocess.run([*as_user(), python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "--basetemp", str(home / "pytest"), "-rs", *tests],
-                          cwd=course, capture_output=True, text=True, env=env, timeout=timeout)
+    command = [*as_user(), python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               "--basetemp", str(home / "pytest"), "-rs", *tests]
+    return subprocess.run(command, cwd=course, capture_output=True, text=True, env=env,
+                          timeout=timeout)

@@ -18,8 +18,9 @@ from attention_course_learner.remote import (
     RemoteObject, StudentCodeError, bind, call_echoing_arguments, fresh_learner,
 )
 
-__all__ = ["CheckFailed", "bind", "call", "call_keeping_arguments", "passed", "reporting_to",
-           "judging_code", "forbid", "describe_error", "as_array", "expect_shape", "tolerance",
+__all__ = ["CheckFailed", "bind", "call", "call_keeping_arguments", "passed",
+           "reporting_to", "judging_code", "forbid", "describe_error", "as_array",
+           "expect_shape", "tolerance",
            "allclose", "expect_close", "expect_raises", "attribute", "prepare_module",
            "expect_depends_on_input", "fresh_learner", "fresh_call"]
 
@@ -237,13 +238,14 @@ def expect_depends_on_input(cases: list[tuple[tuple, np.ndarray]], what: str) ->
     equivariance, causality and padding trivially; it fails here instead of earning
     those points.
     """
+    advice = ("so this property says nothing about it: compute the output from the "
+              "input.")
     outputs = [np.asarray(output, dtype=np.float64) for _, output in cases]
     if all(np.allclose(outputs[0], other) for other in outputs[1:]):
-        raise CheckFailed(f"{what} gives the same output for different inputs, so this "
-                          "property says nothing about it: compute the output from the input.")
+        raise CheckFailed(f"{what} gives the same output for different inputs, "
+                          f"{advice}")
     for inputs, output in cases:
         for given in inputs:
             given = np.asarray(given, dtype=np.float64)
             if given.shape == output.shape and np.allclose(given, output):
-                raise CheckFailed(f"{what} returns its input unchanged, so this property "
-                                  "says nothing about it: compute the output from the input.")
+                raise CheckFailed(f"{what} returns its input unchanged, {advice}")

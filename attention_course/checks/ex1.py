@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from attention_course.checks.core import (
-    CheckFailed, as_array, bind, call, expect_close, expect_depends_on_input, expect_raises,
-    expect_shape, fresh_call, passed,
+    CheckFailed, as_array, bind, call, expect_close, expect_depends_on_input,
+    expect_raises, expect_shape, fresh_call, passed,
 )
 
 ATTENTION_NAN_HINT = ("nan usually means a row of scores was all -inf (every key masked: check "

@@ -20,10 +20,11 @@ from attention_course.checks.ex1 import (
 PROJECTIONS = ("w_q", "w_k", "w_v", "w_o")
 # The notebook says: do not use these here, the tests compare your module with them.
 BUILT_INS = {
-    "torch.nn.MultiheadAttention": "this exercise asks you to write multi-head attention "
-                                   "yourself (the tests compare your module with it).",
-    "torch.nn.functional.scaled_dot_product_attention": "this exercise asks you to write the "
-                                                        "attention in each head yourself.",
+    "torch.nn.MultiheadAttention":
+        "this exercise asks you to write multi-head attention yourself (the tests "
+        "compare your module with it).",
+    "torch.nn.functional.scaled_dot_product_attention":
+        "this exercise asks you to write the attention in each head yourself.",
 }
 
 
@@ -92,19 +93,22 @@ def expect_linear(layer, n_in: int, n_out: int, what: str, seed: int = 0) -> Non
     hint = f"use nn.Linear({n_in}, {n_out}) (with its default bias)."
     if attribute(layer, "bias", what) is None:
         raise CheckFailed(f"{what} has no bias: {hint}")
-    shape = tuple(as_array(attribute(layer, "weight", what), f"{what}.weight", "torch").shape)
+    weight_now = as_array(attribute(layer, "weight", what), f"{what}.weight", "torch")
+    shape = tuple(weight_now.shape)
     if shape != (n_out, n_in):
-        raise CheckFailed(f"{what}.weight has shape {shape}, expected {(n_out, n_in)}: {hint}")
+        raise CheckFailed(f"{what}.weight has shape {shape}, expected {(n_out, n_in)}: "
+                          f"{hint}")
     call(attribute(layer, "load_state_dict", what), {"weight": weight, "bias": bias})
     output = as_array(call(layer, x), f"{what}(x)", "torch")
     if not np.allclose(output, (x @ weight.T + bias).numpy(), atol=1e-5):
-        raise CheckFailed(f"{what} does not compute x Wᵀ + b with its own weight and bias: "
-                          f"{hint}")
+        raise CheckFailed(f"{what} does not compute x Wᵀ + b with its own weight and "
+                          f"bias: {hint}")
 
 
 def check_mha_structure(MultiHeadAttention, d_model=12, num_heads=3, bad=((10, 3), (6, 4))):
-    """w_q, w_k, w_v, w_o behave as nn.Linear(d_model, d_model) with bias; bad sizes raise
-    ValueError; the module is written by hand (no nn.MultiheadAttention, no F.sdpa)."""
+    """w_q, w_k, w_v, w_o behave as nn.Linear(d_model, d_model) with bias; bad sizes
+    raise ValueError; the module is written by hand (no nn.MultiheadAttention, no
+    F.sdpa)."""
     cls = bind(MultiHeadAttention, "MultiHeadAttention")
     forbid(MultiHeadAttention, BUILT_INS, "MultiHeadAttention")
     for bad_d_model, bad_heads in bad:
@@ -113,7 +117,8 @@ def check_mha_structure(MultiHeadAttention, d_model=12, num_heads=3, bad=((10, 3
     what = f"MultiHeadAttention({d_model}, {num_heads})"
     module = call(cls, d_model, num_heads)
     for index, name in enumerate(PROJECTIONS):
-        expect_linear(attribute(module, name, what), d_model, d_model, f"{what}.{name}", index)
+        expect_linear(attribute(module, name, what), d_model, d_model, f"{what}.{name}",
+                      index)
     passed("MultiHeadAttention has w_q, w_k, w_v, w_o and checks its sizes")
 
 
@@ -235,7 +240,8 @@ def check_mha_permutation_equivariance(MultiHeadAttention, seed=32, n=6, d_model
     order = torch.randperm(n, generator=generator)
     base = _self_attention_output(cls, state, num_heads, x)
     shuffled = _self_attention_output(cls, state, num_heads, x[:, order])
-    expect_depends_on_input([((x,), base), ((x[:, order],), shuffled)], "MultiHeadAttention")
+    expect_depends_on_input([((x,), base), ((x[:, order],), shuffled)],
+                            "MultiHeadAttention")
     if not np.allclose(shuffled, base[:, order.numpy()]):
         raise CheckFailed("Shuffling the tokens should shuffle the outputs in the same way "
                           "(self-attention without a mask is permutation-equivariant). Check "
@@ -254,7 +260,8 @@ def check_mha_causal(MultiHeadAttention, seed=33, n=6, d_model=8, num_heads=4):
     for t in range(1, n):
         changed = x.clone()
         changed[:, t:] = _random(generator, 1, n - t, d_model)
-        after = _self_attention_output(cls, state, num_heads, changed, mask, fresh=t == 1)
+        after = _self_attention_output(cls, state, num_heads, changed, mask,
+                                       fresh=t == 1)
         if t == 1:
             expect_depends_on_input([((x,), base), ((changed,), after)],
                                     "MultiHeadAttention with a causal mask")

@@ -18,8 +18,9 @@ from attention_course.checks.ex2 import expect_linear
 
 # The notebook says: nn.MultiheadAttention is fine inside the block, these are not.
 BUILT_INS = {
-    "torch.nn.TransformerEncoderLayer": "the exercise asks you to build the block yourself "
-                                        "(the tests compare your block with it).",
+    "torch.nn.TransformerEncoderLayer":
+        "the exercise asks you to build the block yourself (the tests compare your "
+        "block with it).",
     "torch.nn.TransformerEncoder": "the exercise asks you to build the block yourself.",
 }
 
@@ -186,22 +187,25 @@ def _run_block(cls, state, num_heads, d_ff, norm_first, x, mask=None):
 def _expect_layer_norm(norm, d_model: int, what: str, seed: int) -> None:
     """``norm`` behaves as nn.LayerNorm(d_model) with its own weight and bias."""
     generator = torch.Generator().manual_seed(seed)
-    weight, bias = 1 + torch.randn(d_model, generator=generator), torch.randn(d_model,
-                                                                              generator=generator)
+    weight = 1 + torch.randn(d_model, generator=generator)
+    bias = torch.randn(d_model, generator=generator)
     x = 3 * torch.randn(2, 4, d_model, generator=generator)
     call(attribute(norm, "load_state_dict", what), {"weight": weight, "bias": bias})
     output = as_array(call(norm, x), f"{what}(x)", "torch")
-    if not np.allclose(output, F.layer_norm(x, (d_model,), weight, bias).numpy(), atol=1e-4):
-        raise CheckFailed(f"{what} should be nn.LayerNorm({d_model}): normalise the last axis, "
-                          "then scale by its weight and shift by its bias.")
+    expected = F.layer_norm(x, (d_model,), weight, bias).numpy()
+    if not np.allclose(output, expected, atol=1e-4):
+        raise CheckFailed(f"{what} should be nn.LayerNorm({d_model}): normalise the "
+                          "last axis, then scale by its weight and shift by its bias.")
 
 
 def _expect_self_attention(attention, d_model: int, num_heads: int, what: str,
                            seed: int) -> None:
-    """``attention`` behaves as nn.MultiheadAttention(d_model, num_heads, batch_first=True)."""
+    """``attention`` behaves as nn.MultiheadAttention(d_model, num_heads,
+    batch_first=True)."""
     generator = torch.Generator().manual_seed(seed)
-    state = {k.removeprefix("self_attn."): v.float()
-             for k, v in _block_state(generator, d_model, 1).items() if k.startswith("self_attn.")}
+    block = _block_state(generator, d_model, 1)
+    state = {k.removeprefix("self_attn."): v.float() for k, v in block.items()
+             if k.startswith("self_attn.")}
     x = torch.randn(3, 5, d_model, generator=generator)
     reference = nn.MultiheadAttention(d_model, num_heads, batch_first=True)
     reference.load_state_dict(state)
@@ -212,8 +216,9 @@ def _expect_self_attention(attention, d_model: int, num_heads: int, what: str,
     output = result[0] if isinstance(result, tuple) and result else result
     output = as_array(output, f"{what}(x, x, x)[0]", "torch")
     if output.shape != expected.shape or not np.allclose(output, expected, atol=1e-4):
-        raise CheckFailed(f"{what} should be nn.MultiheadAttention({d_model}, {num_heads}, "
-                          "batch_first=True): inputs are (B, n, d_model).")
+        raise CheckFailed(f"{what} should be nn.MultiheadAttention({d_model}, "
+                          f"{num_heads}, batch_first=True): inputs are (B, n, "
+                          "d_model).")
 
 
 def check_encoder_block_structure(EncoderBlock, d_model=8, num_heads=2, d_ff=16):
@@ -225,10 +230,13 @@ def check_encoder_block_structure(EncoderBlock, d_model=8, num_heads=2, d_ff=16)
     module = call(cls, d_model, num_heads, d_ff)
     _expect_self_attention(attribute(module, "self_attn", what), d_model, num_heads,
                            f"{what}.self_attn", 1)
-    expect_linear(attribute(module, "linear1", what), d_model, d_ff, f"{what}.linear1", 2)
-    expect_linear(attribute(module, "linear2", what), d_ff, d_model, f"{what}.linear2", 3)
-    for index, name in enumerate(("norm1", "norm2")):
-        _expect_layer_norm(attribute(module, name, what), d_model, f"{what}.{name}", 4 + index)
+    for seed, (name, n_in, n_out) in enumerate((("linear1", d_model, d_ff),
+                                                 ("linear2", d_ff, d_model)), start=2):
+        part = attribute(module, name, what)
+        expect_linear(part, n_in, n_out, f"{what}.{name}", seed)
+    for seed, name in enumerate(("norm1", "norm2"), start=4):
+        part = attribute(module, name, what)
+        _expect_layer_norm(part, d_model, f"{what}.{name}", seed)
     passed("EncoderBlock has the submodules of torch.nn.TransformerEncoderLayer")
 
 

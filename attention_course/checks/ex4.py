@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from attention_course.checks.core import (
-    CheckFailed, as_array, bind, call, call_keeping_arguments, expect_close, expect_raises,
-    expect_shape, passed,
+    CheckFailed, as_array, bind, call, call_keeping_arguments, expect_close,
+    expect_raises, expect_shape, passed,
 )
 
 IGNORE = -100
@@ -34,7 +34,8 @@ def _masked(mask_tokens, batch, n, vocab_size, mask_prob, seed, in_place_rule=Fa
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, vocab_size, (batch, n), generator=generator)
     kwargs = {} if mask_prob is None else {"mask_prob": mask_prob}
-    result, after, _ = call_keeping_arguments(fn, tokens, vocab_size, vocab_size, **kwargs)
+    result, after, _ = call_keeping_arguments(fn, tokens, vocab_size, vocab_size,
+                                              **kwargs)
     if in_place_rule and not torch.equal(torch.as_tensor(after[0]), tokens):
         raise CheckFailed("mask_tokens changed token_ids in place: work on a copy "
                           "(token_ids.clone()) and return new tensors.")
@@ -51,8 +52,10 @@ def _masked(mask_tokens, batch, n, vocab_size, mask_prob, seed, in_place_rule=Fa
 
 def check_mask_tokens_labels(mask_tokens, seed=50, batch=8, n=64, vocab_size=30):
     """labels hold the original id where a token was selected and -100 everywhere else;
-    inputs are unchanged where nothing was selected; token_ids is not changed in place."""
-    tokens, inputs, labels = _masked(mask_tokens, batch, n, vocab_size, None, seed, True)
+    inputs are unchanged where nothing was selected; token_ids is not changed in
+    place."""
+    tokens, inputs, labels = _masked(mask_tokens, batch, n, vocab_size, None, seed,
+                                     in_place_rule=True)
     selected = labels != IGNORE
     if not selected.any():
         raise CheckFailed("No token was selected: labels are -100 everywhere.")

@@ -16,6 +16,9 @@ import inspect
 import textwrap
 
 
+DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
 def _dotted(node: ast.AST) -> str | None:
     parts = []
     while isinstance(node, ast.Attribute):
@@ -31,7 +34,8 @@ def _parse(source: str) -> list[ast.Module]:
     parse and IPython's magics."""
     trees = []
     for chunk in source.split("\n# %% cell\n"):
-        lines = [line for line in chunk.splitlines() if not line.lstrip().startswith(("%", "!"))]
+        lines = [line for line in chunk.splitlines()
+                 if not line.lstrip().startswith(("%", "!"))]
         try:
             trees.append(ast.parse(textwrap.dedent("\n".join(lines))))
         except SyntaxError:
@@ -40,7 +44,7 @@ def _parse(source: str) -> list[ast.Module]:
 
 
 def names_used(source: str) -> tuple[set[str], set[str]]:
-    """(dotted names the code refers to, resolved through its imports; string constants)."""
+    """(dotted names the code uses, resolved through its imports; string constants)."""
     trees = _parse(source)
     aliases: dict[str, str] = {}
     defined: set[str] = set()
@@ -55,7 +59,7 @@ def names_used(source: str) -> tuple[set[str], set[str]]:
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 for alias in node.names:
                     aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-            elif isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+            elif isinstance(node, DEFINITIONS):
                 defined.add(node.name)
     used, strings = set(), set()
     for tree in trees:

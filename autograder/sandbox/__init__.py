@@ -97,6 +97,10 @@ def _send_kill(pidfd: int) -> None:
         pass
 
 
+def _died(message: str) -> SandboxFailure:
+    return SandboxFailure(Status.KERNEL_DIED, message)
+
+
 def _timed_out(seconds: float) -> SandboxFailure:
     return SandboxFailure(Status.TIMEOUT,
                           f"did not finish within {seconds:g} s (an endless loop?)")
@@ -148,7 +152,8 @@ class Factory:
 class Sandbox:
     """One learner's process: requests in, answers out, output drained, killable."""
 
-    def __init__(self, factory: Factory, limits: Limits, slot: int = 0, mode: str = FULL):
+    def __init__(self, factory: Factory, limits: Limits, slot: int = 0,
+                 mode: str = FULL):
         self.factory = factory
         self.limits = limits
         self.uid, self.gid = sandbox_identity(slot)
@@ -200,7 +205,7 @@ class Sandbox:
             try:
                 self.pidfds.append(os.pidfd_open(pid))
             except ProcessLookupError:
-                raise SandboxFailure(Status.KERNEL_DIED, "could not start\n" + self.output_tail()) from None
+                raise _died("could not start\n" + self.output_tail()) from None
 
     def _drain_output(self, fd: int) -> None:
         """Keep the first 8 KiB of the learner's output and discard the rest.
@@ -221,7 +226,7 @@ class Sandbox:
         try:
             return wire.decode_frame(payload, json_size)
         except wire.WireError as error:
-            raise SandboxFailure(Status.KERNEL_DIED, f"sent back data that is not valid: {error}") from None
+            raise _died(f"sent back data that is not valid: {error}") from None
 
     def _read(self, deadline: float, timeout: float) -> tuple[bytes, int]:
         try:
@@ -229,9 +234,9 @@ class Sandbox:
         except frames.Deadline:
             raise _timed_out(timeout) from None
         except frames.Closed:
-            raise SandboxFailure(Status.KERNEL_DIED, _describe_exit(self._exit_code())) from None
+            raise _died(_describe_exit(self._exit_code())) from None
         except wire.WireError as error:
-            raise SandboxFailure(Status.KERNEL_DIED, f"sent back data that is not valid: {error}") from None
+            raise _died(f"sent back data that is not valid: {error}") from None
 
     def _exit_code(self) -> int | None:
         """The worker's exit code as boot reports it (isolated mode only)."""
@@ -249,7 +254,7 @@ class Sandbox:
         except frames.Deadline:
             raise _timed_out(timeout) from None
         except frames.Closed:
-            raise SandboxFailure(Status.KERNEL_DIED, _describe_exit(self._exit_code())) from None
+            raise _died(_describe_exit(self._exit_code())) from None
         return self._read(deadline, timeout)
 
     def kill(self, wait: bool = False) -> None:

@@ -88,7 +88,7 @@ def _exit_code(status: int) -> int:
 
 def _forget_trusted_modules() -> None:
     """The learner's process needs none of the grader's modules: drop them."""
-    for name in [n for n in sys.modules if n == "autograder" or n.startswith("autograder.")]:
+    for name in [n for n in sys.modules if n.split(".")[0] == "autograder"]:
         del sys.modules[name]
 
 
@@ -168,14 +168,17 @@ def _reap_everything(dedicated_uid: int | None) -> None:
                 break
 
 
-def run_unisolated(config: dict, request_fd: int, answer_fd: int, status_fd: int) -> None:
-    """Landlock instead of namespaces; refuses where processes could not be cleaned up."""
+def run_unisolated(config: dict, request_fd: int, answer_fd: int,
+                   status_fd: int) -> None:
+    """Landlock instead of namespaces; refuses where processes could not be cleaned
+    up."""
     root = os.geteuid() == 0
     abi = isolation.landlock_abi()
     if abi < 1 or (not root and abi < 6):
-        _hello(answer_fd, error="unisolated grading needs Landlock (Linux 5.13+) to confine "
-                                "files, and as a non-root user Landlock ABI 6 (Linux 6.12+) to "
-                                f"confine signals; this kernel has Landlock ABI {abi}")
+        _hello(answer_fd, error="unisolated grading needs Landlock (Linux 5.13+) to "
+                                "confine files, and as a non-root user Landlock ABI 6 "
+                                "(Linux 6.12+) to confine signals; this kernel has "
+                                f"Landlock ABI {abi}")
         return
     dedicated = config["uid"] if root else None
     isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
@@ -207,7 +210,8 @@ def run_unisolated(config: dict, request_fd: int, answer_fd: int, status_fd: int
     _reap_everything(dedicated)
 
 
-def _wait_and_report(child: int, request_fd: int, answer_fd: int, status_fd: int) -> None:
+def _wait_and_report(child: int, request_fd: int, answer_fd: int,
+                     status_fd: int) -> None:
     os.close(request_fd)
     os.close(answer_fd)
     signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGKILL))
@@ -221,7 +225,8 @@ def boot(config: dict, request_fd: int, answer_fd: int, status_fd: int) -> None:
         return
     try:
         if isolation.syscall_numbers() is None:
-            raise isolation.IsolationError(0, f"no system call table for {isolation.ARCH}")
+            raise isolation.IsolationError(
+                0, f"no system call table for {isolation.ARCH}")
         scratch = os.path.dirname(config["root"])
         isolation.enter_namespaces(config["uid"], config["gid"])
         plan = isolation.plan_root(read_only_paths(scratch), hidden_paths(scratch))

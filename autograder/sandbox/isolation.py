@@ -40,6 +40,7 @@ PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 38, 36
 DEVICES = ("null", "zero", "random", "urandom")
 HOME = "/home/student"
 INNER_ID = 1000  # the learner's uid and gid inside the sandbox's user namespace
+MAP_FAILED = "could not write the user namespace's uid/gid map"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -72,15 +73,17 @@ ARCH = platform.machine()
 # (aarch64, riscv64). Elsewhere full isolation is refused rather than half-done.
 SYSCALLS = {
     "x86_64": dict(
-        capset=126, ptrace=101, process_vm_readv=310, process_vm_writev=311, add_key=248,
-        request_key=249, keyctl=250, unshare=272, setns=308, mount=165, umount2=166,
+        capset=126, ptrace=101, process_vm_readv=310, process_vm_writev=311,
+        add_key=248, request_key=249, keyctl=250, unshare=272, setns=308, mount=165,
+        umount2=166,
         pivot_root=155, chroot=161, bpf=321, perf_event_open=298, userfaultfd=323,
         clone=56, open_by_handle_at=304, name_to_handle_at=303, kexec_load=246,
         kexec_file_load=320, init_module=175, finit_module=313, delete_module=176,
         swapon=167, swapoff=168, reboot=169, syslog=103, acct=163, quotactl=179),
     "generic": dict(
-        capset=91, ptrace=117, process_vm_readv=270, process_vm_writev=271, add_key=217,
-        request_key=218, keyctl=219, unshare=97, setns=268, mount=40, umount2=39,
+        capset=91, ptrace=117, process_vm_readv=270, process_vm_writev=271,
+        add_key=217, request_key=218, keyctl=219, unshare=97, setns=268, mount=40,
+        umount2=39,
         pivot_root=41, chroot=51, bpf=280, perf_event_open=241, userfaultfd=282,
         clone=220, open_by_handle_at=265, name_to_handle_at=264, kexec_load=104,
         kexec_file_load=294, init_module=105, finit_module=273, delete_module=106,
@@ -123,15 +126,16 @@ def enter_namespaces(outer_uid: int, outer_gid: int, hostname: str = "sandbox") 
             _write("/proc/self/uid_map", f"{INNER_ID} {outer_uid} 1\n")
             _write("/proc/self/gid_map", f"{INNER_ID} {outer_gid} 1\n")
         except OSError as error:
-            raise IsolationError(error.errno, "could not write the user namespace's "
-                                              f"uid/gid map: {error.strerror}") from None
+            raise IsolationError(error.errno,
+                                 f"{MAP_FAILED}: {error.strerror}") from None
     else:
         os.setgroups([])  # root's group 0 must not follow the learner in
         _unshare_with_helper(outer_uid, outer_gid)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _libc.sethostname(hostname.encode(), len(hostname))
     # A keyring of our own: the learner must not reach the instructor's session keys.
-    _libc.syscall(syscall_numbers()["keyctl"], 1, 0)  # KEYCTL_JOIN_SESSION_KEYRING, anon
+    join_session_keyring, anonymous = 1, 0
+    _libc.syscall(syscall_numbers()["keyctl"], join_session_keyring, anonymous)
 
 
 def _unshare_with_helper(outer_uid: int, outer_gid: int) -> None:
@@ -158,7 +162,7 @@ def _unshare_with_helper(outer_uid: int, outer_gid: int) -> None:
     os.close(ready_write)
     _, status = os.waitpid(helper, 0)
     if status != 0:
-        raise IsolationError(errno.EPERM, "could not write the user namespace's uid/gid map")
+        raise IsolationError(errno.EPERM, MAP_FAILED)
 
 
 def become_inner() -> None:
@@ -194,7 +198,8 @@ def _submounts(path: str) -> list[str]:
     found = []
     with open("/proc/self/mountinfo") as stream:
         for line in stream:
-            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                           line.split()[4])
             if point == path or point.startswith(path.rstrip("/") + "/"):
                 found.append(point)
     return sorted(set(found), key=len)
@@ -220,7 +225,8 @@ class RootPlan:
     """
 
     links: list[tuple[str, str]] = field(default_factory=list)  # (path, symlink text)
-    binds: list[tuple[str, int, bool]] = field(default_factory=list)  # (real path, fd, dir)
+    # (real path, O_PATH descriptor, is a folder)
+    binds: list[tuple[str, int, bool]] = field(default_factory=list)
     hidden: list[str] = field(default_factory=list)
 
 
@@ -259,7 +265,8 @@ def plan_root(read_only: list[str], hidden: list[str]) -> RootPlan:
             continue
         bound = [b for b in bound if not b.startswith(real.rstrip("/") + "/")] + [real]
         plan.binds = [b for b in plan.binds if b[0] in bound]
-        plan.binds.append((real, os.open(real, os.O_PATH | os.O_CLOEXEC), os.path.isdir(real)))
+        descriptor = os.open(real, os.O_PATH | os.O_CLOEXEC)
+        plan.binds.append((real, descriptor, os.path.isdir(real)))
     plan.binds.sort(key=lambda bind: len(bind[0]))
     plan.hidden = [os.path.realpath(p) for p in hidden if os.path.isdir(p)]
     return plan
@@ -273,7 +280,8 @@ def build_root(root: str, plan: RootPlan, size_mb: int) -> None:
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
     os.makedirs(f"{root}/tmp")
     os.makedirs(f"{root}{HOME}")
-    _mount("tmpfs", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,mode=1777")
+    _mount("tmpfs", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={size_mb}m,mode=1777")
     os.mkdir(f"{root}/tmp/home", 0o700)
     _mount(f"{root}/tmp/home", f"{root}{HOME}", None, MS_BIND)
     for real, fd, is_dir in plan.binds:
@@ -294,7 +302,8 @@ def build_root(root: str, plan: RootPlan, size_mb: int) -> None:
             os.symlink(text, inside)
     for path in plan.hidden:
         if os.path.isdir(root + path):
-            _mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k")
+            _mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY,
+                   "size=4k")
     os.makedirs(f"{root}/dev", exist_ok=True)
     for device in DEVICES:
         target = f"{root}/dev/{device}"
@@ -333,7 +342,8 @@ def drop_capabilities() -> None:
     for cap in range(64):
         if _libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0) != 0:
             break  # past the last capability this kernel knows
-    header = struct.pack("=Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+    version_3, this_thread = 0x20080522, 0
+    header = struct.pack("=Ii", version_3, this_thread)
     data = ctypes.create_string_buffer(bytes(24))
     _check(_libc.syscall(syscall_numbers()["capset"], header, data), "capset")
     prctl(PR_SET_NO_NEW_PRIVS, 1)
@@ -341,15 +351,15 @@ def drop_capabilities() -> None:
 
 # System calls no exercise needs that reach past the sandbox or into the kernel:
 # debugging other processes, kernel keyrings, namespaces and mounts, eBPF, io_uring.
-DENIED = ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "add_key",
-          "request_key", "keyctl", "unshare", "setns", "mount", "umount2", "pivot_root",
-          "chroot", "bpf", "perf_event_open", "userfaultfd", "open_by_handle_at",
-          "name_to_handle_at", "kexec_load", "kexec_file_load", "init_module",
-          "finit_module", "delete_module", "swapon", "swapoff", "reboot", "syslog", "acct",
-          "quotactl", "io_uring_setup", "io_uring_enter", "io_uring_register", "open_tree",
-          "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr")
-NAMESPACE_FLAGS = (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID
-                   | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWTIME)
+DENIED = ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
+          "add_key", "request_key", "keyctl", "unshare", "setns", "mount", "umount2",
+          "pivot_root", "chroot", "bpf", "perf_event_open", "userfaultfd",
+          "open_by_handle_at", "name_to_handle_at", "kexec_load", "kexec_file_load",
+          "init_module", "finit_module", "delete_module", "swapon", "swapoff", "reboot",
+          "syslog", "acct", "quotactl", "io_uring_setup", "io_uring_enter",
+          "io_uring_register", "open_tree", "move_mount", "fsopen", "fsconfig",
+          "fsmount", "fspick", "mount_setattr")
+NAMESPACE_FLAGS = (NAMESPACES | CLONE_NEWCGROUP | CLONE_NEWTIME)
 
 
 def seccomp_program(denied_calls: tuple[str, ...] = DENIED) -> bytes:
@@ -361,12 +371,13 @@ def seccomp_program(denied_calls: tuple[str, ...] = DENIED) -> bytes:
     allow, kill = 0x7FFF0000, 0x80000000
     eperm, enosys = 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
     denied = sorted({numbers[name] for name in denied_calls})
-    program = [(ld, 0, 0, 4), (jeq, 1, 0, AUDIT_ARCH[ARCH]), (ret, 0, 0, kill), (ld, 0, 0, 0)]
+    program = [(ld, 0, 0, 4), (jeq, 1, 0, AUDIT_ARCH[ARCH]), (ret, 0, 0, kill),
+               (ld, 0, 0, 0)]
     if ARCH == "x86_64":  # the x32 ABI's numbers would dodge the table below
         program += [(0x25, 0, 1, 0x3FFFFFFF), (ret, 0, 0, eperm)]  # jgt
     program += [(jeq, 0, 1, numbers["clone3"]), (ret, 0, 0, enosys)]
-    program += [(jeq, 0, 3, numbers["clone"]), (ld, 0, 0, 16), (jset, 0, 1, NAMESPACE_FLAGS),
-                (ret, 0, 0, eperm), (ld, 0, 0, 0)]
+    program += [(jeq, 0, 3, numbers["clone"]), (ld, 0, 0, 16),
+                (jset, 0, 1, NAMESPACE_FLAGS), (ret, 0, 0, eperm), (ld, 0, 0, 0)]
     for number in denied:
         program += [(jeq, 0, 1, number), (ret, 0, 0, eperm)]
     program.append((ret, 0, 0, allow))
@@ -426,12 +437,16 @@ def confine_unisolated(read_only: list[str], writable: list[str]) -> None:
                     fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
                 except OSError:
                     continue
-                allowed = access if os.path.isdir(path) else access & LANDLOCK_FILE_RIGHTS
+                is_dir = os.path.isdir(path)
+                allowed = access if is_dir else access & LANDLOCK_FILE_RIGHTS
                 rule = struct.pack("=Qi", allowed, fd)
-                result = _libc.syscall(UNIFIED["landlock_add_rule"], ruleset, 1, rule, 0)
+                path_beneath = 1
+                result = _libc.syscall(UNIFIED["landlock_add_rule"], ruleset,
+                                       path_beneath, rule, 0)
                 os.close(fd)
                 if result != 0:
-                    raise IsolationError(ctypes.get_errno(), f"landlock rule for {path}")
+                    raise IsolationError(ctypes.get_errno(),
+                                         f"landlock rule for {path}")
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         _check(_libc.syscall(UNIFIED["landlock_restrict_self"], ruleset, 0),
                "landlock_restrict_self")

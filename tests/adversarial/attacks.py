@@ -298,7 +298,7 @@ def scaled_dot_product_attention(Q, K, V, mask=None):
 
 
 def opened_nothing(result, results, context):
-    """A probe cell that reports what it could open found nothing; else graded normally."""
+    """A probe cell that reports what it could open found nothing."""
     note = next(note for note in result["notes"] if "PROBE" in note)
     found = json.loads(note.split("PROBE ", 1)[1])
     assert found["tried"] > 0 and found["opened"] == [], found
@@ -347,14 +347,15 @@ def pasted_helper_build(context):
 
 def pasted_helper_expect(result, results, context):
     full_marks(result, results, context)
-    assert any("test-cell metadata" in note for note in result["notes"]), result["notes"]
+    notes = result["notes"]
+    assert any("test-cell metadata" in note for note in notes), notes
 
 
 def flagged_for_review(name: str):
     def expect(result, results, context):
         full_marks(result, results, context)
-        assert any(note.startswith("for review: uses " + name) for note in result["notes"]), (
-            result["notes"])
+        notes = result["notes"]
+        assert any(note.startswith(f"for review: uses {name}") for note in notes), notes
     return expect
 
 
@@ -455,7 +456,8 @@ def softmax(x, axis=-1, temperature=1.0):
     attack("kills_the_grader", full_marks, None, (KILL_THE_GRADER,)),
     attack("detached_daemon", full_marks, None, (DETACHED_DAEMON,)),
     attack("ignores_mask", nothing_more,
-           {"scaled_dot_product_attention": "MEMO = False\n" + ATTENTION_IGNORING_MASK}),
+           {"scaled_dot_product_attention":
+            f"MEMO = False\n{ATTENTION_IGNORING_MASK}"}),
     attack("ignores_mask_memo", no_more_than("ignores_mask"),
            {"scaled_dot_product_attention": "MEMO = True\n" + ATTENTION_IGNORING_MASK}),
     Attack("pasted_helper", pasted_helper_build, pasted_helper_expect),
@@ -465,7 +467,8 @@ import torch
 def softmax(x, axis=-1, temperature=1.0):
     if temperature <= 0:
         raise ValueError("temperature")
-    return torch.softmax(torch.from_numpy(np.asarray(x) / temperature), dim=axis).numpy()
+    scaled = torch.from_numpy(np.asarray(x) / temperature)
+    return torch.softmax(scaled, dim=axis).numpy()
 '''}),
 ]
 

@@ -197,7 +197,8 @@ class FakeLinear(nn.Module):
     Case("uses_torch_attention", _mha(_mha_forward(
         result="self.w_o(merge_heads(torch.nn.functional.scaled_dot_product_attention("
                "q, k, v, attn_mask=mask))), torch.softmax(scores, dim=-1)")),
-         failing={"test_mha_structure": "uses torch.nn.functional.scaled_dot_product_attention"}),
+         failing={"test_mha_structure":
+                  "uses torch.nn.functional.scaled_dot_product_attention"}),
     Case("noisy_but_correct", {"MultiHeadAttention": '''
 import warnings
 
@@ -337,7 +338,8 @@ def padding_mask(lengths, n):
     Case("noisy_but_correct", _block(NOISY_FORWARD),
          extra=("print(positional_encoding(3, 4))",)),
     Case("subclasses_torch_layer", {"EncoderBlock": SUBCLASS},
-         failing={"test_encoder_block_structure": "uses torch.nn.TransformerEncoderLayer"}),
+         failing={"test_encoder_block_structure":
+                  "uses torch.nn.TransformerEncoderLayer"}),
     Case("block_ignores_mask", _block(CORRECT_FORWARD.format(mask="None")),
          failing={"test_encoder_block_causal": "future",
                   "test_encoder_block_ignores_padding": "padding"}),
