@@ -30,7 +30,9 @@ from autograder.sandbox import (
     FULL, UNISOLATED, Factory, IsolationUnavailable, Limits, Sandbox, SandboxFailure,
 )
 from autograder.status import Status
-from autograder.submissions import Submission, collect, describe, read_notebook
+from autograder.submissions import (
+    Submission, collect, describe, matches_assignment, read_notebook,
+)
 from autograder.text import printable
 
 USERNS_HINT = (
@@ -108,8 +110,6 @@ def _owner_of(path: Path, exclude: str) -> str:
     notebook, _ = read_notebook(path)
     if notebook is None:
         return ""
-    from autograder.submissions import matches_assignment
-
     for name in available_assignments():
         if name != exclude and not matches_assignment(notebook, load_assignment(name)):
             return name

@@ -136,11 +136,3 @@ def grade_prepared(assignment: Assignment, prepared: Prepared, factory: Factory,
     return SubmissionResult(prepared.student_id, status, tests, notes,
                             prepared.notebook_name, session.isolation)
 
-
-def grade_submission(assignment: Assignment, submission: Submission, factory: Factory,
-                     limits: Limits, slot: int = 0,
-                     mode: str = FULL) -> SubmissionResult:
-    prepared = prepare(assignment, submission)
-    if isinstance(prepared, SubmissionResult):
-        return prepared
-    return grade_prepared(assignment, prepared, factory, limits, slot, mode)

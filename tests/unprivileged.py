@@ -54,6 +54,11 @@ def interpreter(scratch: Path) -> str | None:
         packages = next(venv.glob("lib/python*/site-packages"))
         (packages / "course.pth").write_text("\n".join(site.getsitepackages()) + "\n")
         python = str(venv / "bin" / "python")
+        # nbconvert's templates (nbgrader's feedback) are found under sys.prefix/share;
+        # not the kernelspecs: they name an interpreter `nobody` may not run.
+        (venv / "share" / "jupyter").mkdir(parents=True)
+        (venv / "share" / "jupyter" / "nbconvert").symlink_to(
+            Path(sys.prefix) / "share" / "jupyter" / "nbconvert", target_is_directory=True)
         alembic = venv / "bin" / "alembic"  # nbgrader runs it as a command
         alembic.write_text(f"#!{python}\nimport sys\nfrom alembic.config import main\n"
                            "sys.exit(main())\n")

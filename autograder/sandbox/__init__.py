@@ -1,4 +1,4 @@
-"""One sandboxed process per submission, seen from the grader.
+"""One sandboxed process (a fresh one for every test), seen from the grader.
 
 ``Sandbox.start()`` asks the batch's ``Factory`` (``autograder.sandbox.factory``, see there
 for the isolation) for a fresh process; requests go out and answers come back as frames

@@ -92,7 +92,7 @@ def _forget_trusted_modules() -> None:
         del sys.modules[name]
 
 
-def _serve_as_worker(config: dict, request_fd: int, answer_fd: int, setup) -> None:
+def _serve_as_worker(request_fd: int, answer_fd: int, setup) -> None:
     try:
         setup()
     except BaseException:  # noqa: B036 - report any setup failure, then stop
@@ -117,7 +117,7 @@ def run_isolated(config: dict, request_fd: int, answer_fd: int, status_fd: int) 
     child = os.fork()
     if child == 0:
         os.close(status_fd)
-        _serve_as_worker(config, request_fd, answer_fd, setup)
+        _serve_as_worker(request_fd, answer_fd, setup)
     _hello(answer_fd, pid=child, boot=os.getpid(), isolation="full")
     _wait_and_report(child, request_fd, answer_fd, status_fd)
 
@@ -202,7 +202,7 @@ def run_unisolated(config: dict, request_fd: int, answer_fd: int,
     child = os.fork()
     if child == 0:
         os.close(status_fd)
-        _serve_as_worker(config, request_fd, answer_fd, setup)
+        _serve_as_worker(request_fd, answer_fd, setup)
     gaps = ", ".join(isolation.unisolated_gaps(abi))
     _hello(answer_fd, pid=child, boot=os.getpid(),
            isolation=f"unisolated (Landlock ABI {abi}; not isolated: {gaps})")
