@@ -55,8 +55,14 @@ bench-book: install vendor
 	$(PY) -m tools.bench_book
 
 # --- grading (owned by the autograder) ---
+.PHONY: test-grader
 bench-grade: install
 	$(PY) -m autograder.bench
+
+# The grader's and the assignments' tests only; run as root, the sandbox and adversarial
+# suites run again as `nobody` (tests/test_grader_unprivileged.py).
+test-grader: install
+	$(PY) -m pytest -q tests/test_grader_*.py tests/test_assignments_*.py
 # --- end grading ---
 
 clean:

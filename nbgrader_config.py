@@ -16,3 +16,17 @@ c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
 # Every exercise imports torch; give a cell more than the 30 s default on slow laptops.
 c.Execute.timeout = 120
+
+# Stock `nbgrader autograde` must not overwrite scores the hardened grader recorded,
+# and stock `generate_feedback` must not show hidden tests
+# (see autograder/nbgrader_guard.py).
+import sys  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+try:
+    from autograder.nbgrader_guard import install
+except ImportError as error:  # without the guard, stock autograde could overwrite marks
+    raise SystemExit(f"nbgrader_config.py needs the course's autograder package "
+                     f"({error}): run nbgrader from the course root, or put it on "
+                     "PYTHONPATH") from None
+install(c)

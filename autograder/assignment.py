@@ -1,7 +1,9 @@
 """An assignment as the grader needs it, read from the trusted source notebook.
 
 Test code always comes from solutions/<assignment>/<notebook>.ipynb (hidden tests
-included); a submission only ever contributes its non-test code cells.
+included); a submission only ever contributes its non-test code cells. A cell counts
+as a test cell by its content — the released or the source version of one of the
+assignment's tests — never by metadata alone, which a copy-paste carries along.
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ class Assignment:
     source_path: Path
     tests: tuple[TestCell, ...]
     interface: tuple[str, ...]  # names the learner defines and the tests call
-    released_test_sources: frozenset[str]
+    test_sources: frozenset[str]  # normalised released and source test cells
+    solution_ids: frozenset[str]  # grade ids of the cells the learner fills in
 
     @property
     def max_score(self) -> float:
@@ -48,6 +51,11 @@ def nbgrader_metadata(cell) -> dict:
 def is_test_cell(cell) -> bool:
     meta = nbgrader_metadata(cell)
     return bool(meta.get("grade")) and not meta.get("solution") and cell.get("cell_type") == "code"
+
+
+def normalised(source: str) -> str:
+    """A cell's source with trailing spaces and surrounding blank lines ignored."""
+    return "\n".join(line.rstrip() for line in source.strip().splitlines())
 
 
 def available_assignments(course_root: Path = COURSE_ROOT) -> list[str]:
@@ -72,17 +80,20 @@ def _defined_names(source: str) -> list[str]:
 def load_assignment(name: str, course_root: Path = COURSE_ROOT) -> Assignment:
     path = source_notebook(name, course_root)
     notebook = nbformat.read(path, as_version=4)
-    tests, interface = [], []
+    tests, interface, solution_ids = [], [], set()
     for cell in notebook.cells:
         meta = nbgrader_metadata(cell)
         if is_test_cell(cell):
             tests.append(TestCell(meta["grade_id"], float(meta["points"]), cell.source))
         elif meta.get("solution") and cell.cell_type == "code":
             interface += _defined_names(cell.source)
+            solution_ids.add(meta["grade_id"])
     released_path = course_root / RELEASE_DIR / name / path.name
     if not released_path.exists():
-        raise InstructorError(f"{released_path} is missing: run `python -m autograder release {name}`")
+        raise InstructorError(f"{released_path} is missing: run "
+                              f"`python -m autograder release {name}`")
     released = nbformat.read(released_path, as_version=4)
-    released_tests = frozenset(cell.source for cell in released.cells if is_test_cell(cell))
+    test_sources = {normalised(cell.source) for cell in released.cells
+                    if is_test_cell(cell)} | {normalised(t.source) for t in tests}
     return Assignment(name, path.name, path, tuple(tests), tuple(dict.fromkeys(interface)),
-                      released_tests)
+                      frozenset(test_sources), frozenset(solution_ids))

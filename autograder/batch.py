@@ -1,88 +1,199 @@
-"""Grading a whole batch: parallel sandboxes, progress, files, gradebook, summary."""
+"""Grading a whole batch: checks first, then sandboxes in parallel, files, gradebook.
+
+Everything that can show the instructor made a mistake is checked before anything is
+written: OUT belongs to another assignment, nothing gradable was found, most
+notebooks belong to another assignment, or the sandbox cannot isolate here (then
+the batch stops unless ``--allow-unisolated`` was given, and says so loudly).
+"""
 from __future__ import annotations
 
 import queue
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from attention_course.checks import wire
-from autograder.assignment import Assignment, InstructorError
-from autograder.grading import SubmissionResult, grade_submission, not_graded
-from autograder.record import record_gradebook, write_grades_csv, write_student_files
-from autograder.sandbox import Factory, Limits, Sandbox, SandboxFailure
-from autograder.submissions import collect
+from attention_course_learner import wire
+from autograder.assignment import (
+    Assignment, InstructorError, available_assignments, load_assignment,
+)
+from autograder.grading import (
+    Prepared, SubmissionResult, grade_prepared, not_graded, prepare,
+)
+from autograder.record import (
+    check_out_folder, record_gradebook, write_grades_csv, write_student_files,
+)
+from autograder.sandbox import (
+    FULL, UNISOLATED, Factory, IsolationUnavailable, Limits, Sandbox, SandboxFailure,
+)
+from autograder.status import Status
+from autograder.submissions import (
+    Submission, collect, describe, matches_assignment, read_notebook,
+)
+from autograder.text import printable
+
+USERNS_HINT = (
+    "Full isolation needs user namespaces. Where they are refused: Ubuntu 23.10+ "
+    "restricts them through AppArmor (sysctl "
+    "kernel.apparmor_restrict_unprivileged_userns=1; allow them for the venv's python "
+    "with an AppArmor profile, or set it to 0), older Debian kernels through "
+    "kernel.unprivileged_userns_clone=0, any kernel through "
+    "user.max_user_namespaces=0, and Docker's default seccomp profile inside "
+    "containers. Grade as root, allow user "
+    "namespaces, or pass --allow-unisolated to grade with Landlock only (no network, "
+    "process or full file isolation).")
 
 
-def preflight(factory: Factory, limits: Limits, isolate: bool | None) -> str:
-    """Start one empty sandbox: an environment that cannot is the instructor's problem."""
-    sandbox = Sandbox(factory, limits, 0, isolate)
-    try:
-        sandbox.start()
-        payload, json_size = sandbox.exchange(wire.encode_frame({"op": "exec", "source": "1"}),
-                                              limits.startup_timeout)
-        if wire.decode_frame(payload, json_size) != {"ok": None}:
-            raise SandboxFailure("kernel died", "an empty cell failed")
-        return sandbox.isolation
-    except SandboxFailure as failure:
-        raise InstructorError(f"the sandbox does not work here: {failure.message}\n"
-                              f"{sandbox.output_tail()}") from None
-    finally:
-        sandbox.kill()
+@dataclass
+class BatchOutcome:
+    results: list[SubmissionResult]
+    isolation: str
+    kept_rows: int  # rows of earlier runs kept in grades.csv
 
 
-def summary_table(results: list[SubmissionResult]) -> str:
-    width = max([len("student_id")] + [len(r.student_id) for r in results])
+def banner(isolation: str) -> str:
+    rule = "!" * 78
+    return (f"{rule}\n!! UNISOLATED GRADING: {isolation}\n!! Learners' code ran "
+            "without the full sandbox; use these marks only if you trust the "
+            f"submissions.\n{rule}")
+
+
+def preflight(factory: Factory, limits: Limits,
+              allow_unisolated: bool) -> tuple[str, str]:
+    """(mode, isolation description) of an empty sandbox that works here."""
+    reasons = []
+    for mode in (FULL, UNISOLATED) if allow_unisolated else (FULL,):
+        sandbox = Sandbox(factory, limits, 0, mode)
+        try:
+            sandbox.start()
+            request = wire.encode_frame({"op": "exec", "source": "1"})
+            payload, json_size = sandbox.exchange(request, limits.startup_timeout)
+            if wire.decode_frame(payload, json_size) != {"ok": None}:
+                raise SandboxFailure(Status.KERNEL_DIED, "an empty cell failed")
+            return mode, sandbox.isolation
+        except IsolationUnavailable as failure:
+            reasons.append(f"{mode}: {failure.reason}")
+        except SandboxFailure as failure:
+            reasons.append(f"{mode}: {failure.message}\n{sandbox.output_tail()}")
+        finally:
+            sandbox.kill()
+    hint = "" if allow_unisolated else f"\n{USERNS_HINT}"
+    raise InstructorError("the sandbox cannot isolate submissions here:\n  "
+                          + "\n  ".join(reasons) + hint)
+
+
+def summary_table(results: list[SubmissionResult], isolation: str) -> str:
+    ids = {r.student_id: printable(r.student_id)[:60] for r in results}
+    width = max([len("student_id")] + [len(i) for i in ids.values()])
     lines = [f"{'student_id':<{width}}  {'score':>11}  status", "-" * (width + 28)]
     for r in results:
-        lines.append(f"{r.student_id:<{width}}  {r.score:>5g} / {r.max_score:<3g}  {r.status}")
-    graded = [r for r in results if r.status == "graded"]
+        score = f"{r.score:>5g} / {r.max_score:<3g}"
+        lines.append(f"{ids[r.student_id]:<{width}}  {score}  {r.status}")
+    graded = [r for r in results if r.status == Status.GRADED]
     mean = sum(r.score for r in graded) / len(graded) if graded else 0.0
     lines.append(f"{len(graded)} of {len(results)} graded; mean score of graded {mean:.2f}")
+    lines.append(f"isolation: {isolation}")
+    if not isolation.startswith(FULL):
+        lines.append(banner(isolation))
     return "\n".join(lines)
+
+
+def _has_notebook(submission: Submission) -> bool:
+    return submission.path is not None and any(submission.path.rglob("*.ipynb"))
+
+
+def _owner_of(path: Path, exclude: str) -> str:
+    """Which other assignment a notebook seems to belong to ("" if none)."""
+    notebook, _ = read_notebook(path)
+    if notebook is None:
+        return ""
+    for name in available_assignments():
+        if name != exclude and not matches_assignment(notebook, load_assignment(name)):
+            return name
+    return ""
+
+
+def check_batch(assignment: Assignment, submissions: Path, batch: list[Submission],
+                prepared: list[Prepared | SubmissionResult]) -> None:
+    """Refuse a batch with nothing gradable, or made mostly of another assignment."""
+    if not any(_has_notebook(s) for s in batch):
+        raise InstructorError(
+            f"nothing gradable in {submissions} (it holds: {describe(submissions)}). "
+            f"Expected one folder per student with {assignment.notebook_name} in it, "
+            "<student_id>.zip, or the .ipynb files of an LMS export (Canvas, Moodle, "
+            "Blackboard).")
+    read = [p for p in prepared if isinstance(p, Prepared)
+            or p.status == Status.WRONG_ASSIGNMENT]
+    wrong = [p for p in read if isinstance(p, SubmissionResult)]
+    if read and len(wrong) * 2 > len(read):
+        example = next(s for s in batch if s.student_id == wrong[0].student_id)
+        notebook = example.path / wrong[0].notebook if example.path else None
+        owner = _owner_of(notebook, assignment.name) if notebook else ""
+        guess = f" They look like {owner}." if owner else ""
+        raise InstructorError(
+            f"{len(wrong)} of {len(read)} notebooks in {submissions} do not belong to "
+            f"{assignment.name}.{guess} Nothing was graded or written: check the "
+            "assignment name.")
 
 
 def grade_batch(assignment: Assignment, submissions: Path, out: Path, jobs: int = 1,
                 limits: Limits = Limits(), db_url: str | None = None, progress: bool = True,
-                isolate: bool | None = None) -> list[SubmissionResult]:
+                allow_unisolated: bool = False, command: str = "") -> BatchOutcome:
     if jobs < 1:
         raise InstructorError("--jobs must be at least 1")
+    check_out_folder(out, assignment)
     with tempfile.TemporaryDirectory(prefix="autograder-") as scratch:
-        batch = collect(submissions, Path(scratch))
-        out.mkdir(parents=True, exist_ok=True)
-        results: list[SubmissionResult] = []
+        batch = collect(submissions, Path(scratch), assignment.notebook_name)
+        prepared = [prepare(assignment, submission) for submission in batch]
+        check_batch(assignment, submissions, batch, prepared)
         with Factory() as factory:
-            isolation = preflight(factory, limits, isolate)
-            if isolation != "full":
-                print(f"WARNING: sandbox isolation is {isolation}. Run as root on Linux for the "
-                      "full sandbox.", file=sys.stderr)
-            slots: queue.Queue[int] = queue.Queue()
-            for slot in range(jobs):
-                slots.put(slot)
-
-            def grade(submission) -> SubmissionResult:
-                slot = slots.get()
-                try:
-                    return grade_submission(assignment, submission, factory, limits, slot, isolate)
-                except Exception as error:  # a grader bug must not stop the batch
-                    return not_graded(assignment, submission.student_id, "grader error",
-                                      f"{type(error).__name__}: {error}")
-                finally:
-                    slots.put(slot)
-
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                futures = [pool.submit(grade, submission) for submission in batch]
-                for future in tqdm(as_completed(futures), total=len(futures), unit="submission",
-                                   desc=f"grading {assignment.name}", disable=not progress,
-                                   file=sys.stderr):
-                    result = future.result()
-                    write_student_files(out, assignment, result)
-                    results.append(result)
+            mode, isolation = preflight(factory, limits, allow_unisolated)
+            if mode != FULL:
+                print(banner(isolation), file=sys.stderr)
+            out.mkdir(parents=True, exist_ok=True)
+            results = _grade_all(assignment, prepared, factory, limits, jobs, mode, out,
+                                 progress)
+    for result in results:
+        result.isolation = result.isolation or isolation
     results.sort(key=lambda r: r.student_id)
-    write_grades_csv(out, results)
     if db_url:
-        record_gradebook(assignment, results, db_url)
+        record_gradebook(assignment, results, db_url, command)
+    for result in results:  # again: the gradebook may have added a note
+        write_student_files(out, assignment, result)
+    kept = write_grades_csv(out, results)
+    return BatchOutcome(results, isolation, kept)
+
+
+def _grade_all(assignment: Assignment, prepared: list[Prepared | SubmissionResult],
+               factory: Factory, limits: Limits, jobs: int, mode: str, out: Path,
+               progress: bool) -> list[SubmissionResult]:
+    slots: queue.Queue[int] = queue.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+
+    def grade(item: Prepared | SubmissionResult) -> SubmissionResult:
+        if isinstance(item, SubmissionResult):
+            return item
+        slot = slots.get()
+        try:
+            return grade_prepared(assignment, item, factory, limits, slot, mode)
+        except Exception as error:  # a grader bug must not stop the batch
+            return not_graded(assignment, item.student_id, Status.GRADER_ERROR,
+                              item.notes + [f"{type(error).__name__}: {error}"],
+                              item.notebook_name)
+        finally:
+            slots.put(slot)
+
+    results = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(grade, item) for item in prepared]
+        for future in tqdm(as_completed(futures), total=len(futures), unit="submission",
+                           desc=f"grading {assignment.name}", disable=not progress,
+                           file=sys.stderr):
+            result = future.result()
+            write_student_files(out, assignment, result)
+            results.append(result)
     return results

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from autograder.assignment import COURSE_ROOT, InstructorError, load_assignment
-from autograder.record import nbgrader_command
+from autograder.record import nbgrader_command, nbgrader_environment
 from autograder.samples import notebook_name, solution_code, submission, write
 
 KINDS = ("correct", "blank", "partial", "noisy")
@@ -44,8 +44,7 @@ def mixed_batch(assignment: str, count: int, folder: Path) -> None:
 def timed(command: list[str], cwd: Path) -> float:
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
-                                                     f"{os.environ.get('PATH', '')}"})
+                          env=nbgrader_environment())
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise InstructorError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")

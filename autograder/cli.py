@@ -1,5 +1,6 @@
 """python -m autograder grade ASSIGNMENT SUBMISSIONS --out OUT [--jobs N]
-python -m autograder release [ASSIGNMENT ...]"""
+python -m autograder release [ASSIGNMENT ...]
+python -m autograder audit [--assignment A] [--student S]"""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +9,10 @@ from pathlib import Path
 
 from autograder.assignment import InstructorError, load_assignment
 from autograder.batch import grade_batch, summary_table
-from autograder.record import default_db_url
+from autograder.record import audit_trail, command_line, default_db_url
 from autograder.release import release
 from autograder.sandbox import Limits
+from autograder.text import printable
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,36 +26,66 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--jobs", type=int, default=1, help="sandboxes at once (default 1)")
     grade.add_argument("--db", default=default_db_url(),
                        help="nbgrader gradebook URL (default: the course's gradebook.db)")
-    grade.add_argument("--no-gradebook", action="store_true", help="do not write the gradebook")
+    grade.add_argument("--no-gradebook", action="store_true",
+                       help="do not write the gradebook")
+    grade.add_argument("--allow-unisolated", action="store_true",
+                       help="where user namespaces are refused, grade with Landlock "
+                            "only (no network, process or full file isolation)")
     defaults = Limits()
     grade.add_argument("--cell-timeout", type=float, default=defaults.cell_timeout)
     grade.add_argument("--call-timeout", type=float, default=defaults.call_timeout)
-    grade.add_argument("--submission-timeout", type=float, default=defaults.submission_timeout)
+    grade.add_argument("--submission-timeout", type=float,
+                       default=defaults.submission_timeout)
     grade.add_argument("--memory-mb", type=int, default=defaults.memory_mb)
     grade.add_argument("--no-progress", action="store_true")
-    rel = commands.add_parser("release", help="regenerate exercises/ from solutions/ with nbgrader")
+    rel = commands.add_parser(
+        "release", help="regenerate exercises/ from solutions/ with nbgrader")
     rel.add_argument("assignments", nargs="*", help="default: all")
+    audit = commands.add_parser("audit", help="every score change this grader made")
+    audit.add_argument("--db", default=default_db_url())
+    audit.add_argument("--assignment")
+    audit.add_argument("--student")
     return top
 
 
+def _audit(args) -> int:
+    rows = audit_trail(args.db, args.assignment, args.student)
+    for row in rows:
+        old = "-" if row["old"] is None else f"{row['old']:g}"
+        where = f"{row['assignment']}  {row['student']}  {row['cell']}"
+        change = f"{old} -> {row['new']:g}"
+        print(printable(f"{row['time']}  {where}  {change}  {row['command']}"))
+    print(f"{len(rows)} change(s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     try:
         if args.command == "release":
             for path in release(args.assignments):
                 print(f"wrote {path}")
             return 0
+        if args.command == "audit":
+            return _audit(args)
         assignment = load_assignment(args.assignment)
         if not args.submissions.exists():
             raise InstructorError(f"submissions folder {args.submissions} does not exist")
         limits = Limits(cell_timeout=args.cell_timeout, call_timeout=args.call_timeout,
                         submission_timeout=args.submission_timeout, memory_mb=args.memory_mb)
-        results = grade_batch(assignment, args.submissions, args.out, args.jobs, limits,
+        outcome = grade_batch(assignment, args.submissions, args.out, args.jobs, limits,
                               None if args.no_gradebook else args.db,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress,
+                              allow_unisolated=args.allow_unisolated,
+                              command=command_line(argv))
     except InstructorError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(printable(f"error: {error}", keep_newlines=True), file=sys.stderr)
         return 2
-    print(summary_table(results))
-    print(f"Results in {args.out}/grades.csv and {args.out}/<student_id>/")
+    print(summary_table(outcome.results, outcome.isolation))
+    if outcome.kept_rows:
+        print(f"{outcome.kept_rows} row(s) of earlier runs kept in "
+              f"{args.out}/grades.csv")
+    print(printable(f"Results in {args.out}/grades.csv and "
+                    f"{args.out}/students/<student_id>/"))
     return 0

@@ -1,8 +1,18 @@
-"""Writing results: OUT/grades.csv, OUT/<student>/results.json and feedback.html, and
-nbgrader's gradebook (so `nbgrader export` and formgrader see the scores).
+"""Writing results: OUT/grades.csv, OUT/students/<student>/results.json and
+feedback.html, and nbgrader's gradebook (so `nbgrader export` and formgrader see the
+scores). Only the grading process writes here; the sandboxes cannot see these paths.
 
-Only the grading process writes here, one submission after another; the sandboxes
-cannot see any of these paths.
+No mark is lost, replaced or forged:
+
+* OUT's own files sit beside ``students/``, so no student id can collide with them;
+* grading a few students again merges their rows into OUT/grades.csv (an OUT that
+  belongs to another assignment is refused before anything is written);
+* each submission's gradebook change is one transaction, kept with the old and new
+  score, the time and the command in the table ``autograder_audit``
+  (``python -m autograder audit``); statuses that must not record a score (another
+  assignment's notebook, a grader bug) leave the gradebook alone;
+* ``autograder_recorded`` lists what this grader recorded, so stock
+  ``nbgrader autograde`` refuses to overwrite it (``autograder.nbgrader_guard``).
 """
 from __future__ import annotations
 
@@ -10,35 +20,87 @@ import csv
 import html
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
+import sqlalchemy as sa
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 from traitlets.config.loader import PyFileConfigLoader
 
 from autograder.assignment import COURSE_ROOT, Assignment, InstructorError
 from autograder.grading import SubmissionResult
+from autograder.nbgrader_guard import RECORDED_TABLE
+from autograder.text import csv_cell, printable
 
-GRADES_COLUMNS = ["student_id", "score", "max_score", "status", "notebook", "notes"]
+GRADES_COLUMNS = ["student_id", "score", "max_score", "status", "isolation", "notebook",
+                  "notes"]
+STUDENTS = "students"
+MARKER = ".autograder.json"
+
+METADATA = sa.MetaData()
+AUDIT = sa.Table(
+    "autograder_audit", METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.String(40), nullable=False),
+    sa.Column("command", sa.Text, nullable=False),
+    sa.Column("assignment", sa.String(128), nullable=False),
+    sa.Column("student", sa.String(256), nullable=False),
+    sa.Column("cell", sa.String(128), nullable=False),
+    sa.Column("old", sa.Float, nullable=True),
+    sa.Column("new", sa.Float, nullable=False),
+)
+RECORDED = sa.Table(
+    RECORDED_TABLE, METADATA,
+    sa.Column("assignment", sa.String(128), primary_key=True),
+    sa.Column("student", sa.String(256), primary_key=True),
+    sa.Column("time", sa.String(40), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("command", sa.Text, nullable=False),
+)
 
 
 def _number(value: float) -> str:
     return f"{value:g}"
 
 
+def student_folder(out: Path, student_id: str) -> Path:
+    return out / STUDENTS / student_id
+
+
+def check_out_folder(out: Path, assignment: Assignment) -> None:
+    """OUT must be new, empty or this assignment's: refuse before writing anything."""
+    if out.exists() and not out.is_dir():
+        raise InstructorError(f"--out {out} is a file, not a folder")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    marker = out / MARKER
+    try:
+        owner = json.loads(marker.read_text()).get("assignment")
+    except (OSError, ValueError):
+        raise InstructorError(f"--out {out} is not empty and was not written by this "
+                              "grader: choose a new folder") from None
+    if owner != assignment.name:
+        raise InstructorError(f"--out {out} holds results of {owner}, not "
+                              f"{assignment.name}: choose another folder")
+
+
 def write_results_json(folder: Path, assignment: Assignment, result: SubmissionResult) -> None:
     document = {
         "student_id": result.student_id, "assignment": assignment.name,
-        "status": result.status, "score": result.score, "max_score": result.max_score,
+        "status": str(result.status), "score": result.score,
+        "max_score": result.max_score, "isolation": result.isolation,
         "notebook": result.notebook, "notes": result.notes,
         "tests": [{"name": t.name, "points": t.points, "max_points": t.max_points,
                    "message": t.message} for t in result.tests],
     }
-    (folder / "results.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    (folder / "results.json").write_text(text + "\n")
 
 
 FEEDBACK_STYLE = """
@@ -52,10 +114,13 @@ pre { white-space: pre-wrap; margin: 0; font-size: .9rem; }
 
 def feedback_html(assignment: Assignment, result: SubmissionResult) -> str:
     """Scores and messages only: no test source, visible or hidden."""
-    e = html.escape
+    def e(text) -> str:
+        return html.escape(printable(text, keep_newlines=True))
+
     rows = "\n".join(
         f'<tr class="{"passed" if t.points == t.max_points else "failed"}"><td>{e(t.name)}</td>'
-        f"<td>{_number(t.points)} / {_number(t.max_points)}</td><td><pre>{e(t.message)}</pre></td></tr>"
+        f"<td>{_number(t.points)} / {_number(t.max_points)}</td>"
+        f"<td><pre>{e(t.message)}</pre></td></tr>"
         for t in result.tests)
     notes = "".join(f"<li><pre>{e(note)}</pre></li>" for note in result.notes)
     return f"""<!DOCTYPE html>
@@ -65,7 +130,7 @@ def feedback_html(assignment: Assignment, result: SubmissionResult) -> str:
 <body>
 <h1>{e(assignment.name)}: feedback for {e(result.student_id)}</h1>
 <p>Score: <strong>{_number(result.score)} / {_number(result.max_score)}</strong>
-· status: {e(result.status)}</p>
+· status: {e(result.status)} · isolation: {e(result.isolation or "not run")}</p>
 {f"<h2>Notes</h2><ul>{notes}</ul>" if notes else ""}
 <h2>Tests</h2>
 <table><thead><tr><th>Test</th><th>Points</th><th>Message</th></tr></thead>
@@ -77,19 +142,43 @@ def feedback_html(assignment: Assignment, result: SubmissionResult) -> str:
 
 
 def write_student_files(out: Path, assignment: Assignment, result: SubmissionResult) -> None:
-    folder = out / result.student_id
+    (out / MARKER).write_text(json.dumps({"assignment": assignment.name}) + "\n")
+    folder = student_folder(out, result.student_id)
     folder.mkdir(parents=True, exist_ok=True)
     write_results_json(folder, assignment, result)
     (folder / "feedback.html").write_text(feedback_html(assignment, result))
 
 
-def write_grades_csv(out: Path, results: list[SubmissionResult]) -> None:
-    with open(out / "grades.csv", "w", newline="") as stream:
+def _row(result: SubmissionResult) -> list[str]:
+    values = (result.student_id, _number(result.score), _number(result.max_score),
+              str(result.status), result.isolation, result.notebook,
+              " | ".join(result.notes))
+    return [csv_cell(value) for value in values]
+
+
+def write_grades_csv(out: Path, results: list[SubmissionResult]) -> int:
+    """Write this run's rows, keeping the rows of students not graded now; returns how
+    many earlier rows were kept. Written to a temporary file, then renamed."""
+    rows = {row[0]: row for row in map(_row, results)}
+    kept = 0
+    path = out / "grades.csv"
+    if path.is_file():
+        with open(path, newline="") as stream:
+            reader = csv.reader(stream)
+            header = next(reader, None)
+            for row in reader:
+                if header == GRADES_COLUMNS and row and row[0] not in rows:
+                    rows[row[0]] = row
+                    kept += 1
+    handle, temporary = tempfile.mkstemp(dir=out, prefix=".grades-", suffix=".csv")
+    with os.fdopen(handle, "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(GRADES_COLUMNS)
-        for r in results:
-            writer.writerow([r.student_id, _number(r.score), _number(r.max_score), r.status,
-                             r.notebook, " | ".join(r.notes)])
+        for student in sorted(rows):
+            writer.writerow(rows[student])
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
+    return kept
 
 
 def course_id(course_root: Path = COURSE_ROOT) -> str:
@@ -109,11 +198,21 @@ def put_python_bin_on_path() -> None:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
-def nbgrader_command(*args: str, course_root: Path = COURSE_ROOT) -> subprocess.CompletedProcess:
-    """Run an nbgrader command in the course root."""
+def nbgrader_environment(extra: dict | None = None) -> dict:
+    """The environment nbgrader commands need: our venv's bin on PATH (alembic) and this
+    course on PYTHONPATH (nbgrader_config.py loads autograder.nbgrader_guard), also
+    when the config is used from a copy of the course."""
     put_python_bin_on_path()
+    given = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    paths = os.pathsep.join(dict.fromkeys([str(COURSE_ROOT), *filter(None, given)]))
+    return {**os.environ, "PYTHONPATH": paths, **(extra or {})}
+
+
+def nbgrader_command(*args: str, course_root: Path = COURSE_ROOT,
+                     env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run an nbgrader command in the course root."""
     return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_root,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=nbgrader_environment(env))
 
 
 def ensure_assignment_in_gradebook(assignment: Assignment, db_url: str) -> None:
@@ -133,23 +232,84 @@ def ensure_assignment_in_gradebook(assignment: Assignment, db_url: str) -> None:
         raise InstructorError("nbgrader generate_assignment failed:\n" + done.stderr[-3000:])
 
 
-def record_gradebook(assignment: Assignment, results: list[SubmissionResult], db_url: str) -> None:
-    ensure_assignment_in_gradebook(assignment, db_url)
+def command_line(argv: list[str] | None = None) -> str:
+    """The grading command as the instructor typed it, for the audit trail."""
+    words = ["python", "-m", "autograder", *(sys.argv[1:] if argv is None else argv)]
+    return printable(" ".join(shlex.quote(word) for word in words))[:2000]
+
+
+def _record_one(gradebook: Gradebook, assignment: Assignment, result: SubmissionResult,
+                when: str, command: str) -> None:
     notebook_id = assignment.source_path.stem
+    grades = {}
+    for test in result.tests:
+        try:
+            grades[test.name] = gradebook.find_grade(test.name, notebook_id,
+                                                     assignment.name, result.student_id)
+        except MissingEntry:
+            raise InstructorError(
+                f"the gradebook's {assignment.name} has no test {test.name!r}: it was "
+                "generated from an older source notebook") from None
+    session = gradebook.db
+    for test in result.tests:
+        grade = grades[test.name]
+        old = grade.auto_score
+        if old is None or float(old) != test.points:
+            session.execute(AUDIT.insert().values(
+                time=when, command=command, assignment=assignment.name,
+                student=result.student_id, cell=test.name,
+                old=None if old is None else float(old), new=test.points))
+        grade.auto_score = test.points
+        grade.needs_manual_grade = False
+    key = {"assignment": assignment.name, "student": result.student_id}
+    session.execute(RECORDED.delete().where(RECORDED.c.assignment == key["assignment"],
+                                            RECORDED.c.student == key["student"]))
+    session.execute(RECORDED.insert().values(**key, time=when, score=result.score,
+                                             command=command))
+
+
+def record_gradebook(assignment: Assignment, results: list[SubmissionResult],
+                     db_url: str, command: str = "") -> None:
+    """One transaction per submission: either all of its scores and its audit rows are
+    written, or none (and a note says so)."""
+    ensure_assignment_in_gradebook(assignment, db_url)
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    command = command or command_line()
     with Gradebook(db_url, course_id()) as gradebook, warnings.catch_warnings():
         # nbgrader's own add_submission triggers these SQLAlchemy autoflush warnings.
         warnings.simplefilter("ignore", SAWarning)
+        METADATA.create_all(gradebook.engine)
         for result in results:
-            gradebook.update_or_create_student(result.student_id)
-            gradebook.update_or_create_submission(assignment.name, result.student_id)
-            for test in result.tests:
-                try:
-                    grade = gradebook.find_grade(test.name, notebook_id, assignment.name,
-                                                 result.student_id)
-                except MissingEntry:
-                    raise InstructorError(
-                        f"the gradebook's {assignment.name} has no test {test.name!r}: it was "
-                        "generated from an older source notebook") from None
-                grade.auto_score = test.points
-                grade.needs_manual_grade = False
-            gradebook.db.commit()
+            if not result.status.records_score:
+                continue
+            try:
+                # These commit by themselves, and change no score.
+                gradebook.update_or_create_student(result.student_id)
+                gradebook.update_or_create_submission(assignment.name,
+                                                      result.student_id)
+                _record_one(gradebook, assignment, result, when, command)
+                gradebook.db.commit()
+            except InstructorError:
+                gradebook.db.rollback()
+                raise
+            except Exception as error:  # this student's scores stay as they were
+                gradebook.db.rollback()
+                result.notes.append(f"the gradebook was not updated: "
+                                    f"{type(error).__name__}: {error}")
+
+
+def audit_trail(db_url: str, assignment: str | None = None,
+                student: str | None = None) -> list[dict]:
+    engine = sa.create_engine(db_url)
+    try:
+        if not sa.inspect(engine).has_table(AUDIT.name):
+            return []
+        query = sa.select(AUDIT).order_by(AUDIT.c.id)
+        if assignment:
+            query = query.where(AUDIT.c.assignment == assignment)
+        if student:
+            query = query.where(AUDIT.c.student == student)
+        with engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+    finally:
+        engine.dispose()

@@ -1,33 +1,42 @@
-"""A learner's notebook running in a sandbox that comes back after a crash or a timeout.
+"""A learner's notebook as the tests see it: a fresh sandbox for every test.
 
-The session is the endpoint the tests talk to. When a call hangs or kills the
-process, that test fails, the sandbox is killed, and the next call starts a fresh one
-that re-runs the learner's cells — skipping any cell that itself hung or crashed — so
-one broken function costs only the tests that use it. A time budget for the whole
-submission bounds all of this.
+Before each test (``fresh``) the session kills the previous sandbox and starts a new
+one that runs the learner's cells again, so nothing a test's calls did — a memo in a
+global, a patched module, a file in /tmp, a process left running — reaches the next
+test. Property tests ask for the same before each side they compare, so code that
+remembers what it was asked cannot make two related calls agree. (Forking every test
+from one post-cells process was tried first; a process that has run learner code can
+still hear from its forks through exit codes, signals, SIGCONT and shared memory, so
+it cannot be the template.) A cell that hung or killed the process on the first run
+is skipped from then on, with a note, so it costs its time once; one broken function
+costs only the tests that use it. A time budget for the whole submission bounds all
+of this.
 """
 from __future__ import annotations
 
 import time
 
-from attention_course.checks import remote, wire
-from autograder.sandbox import Factory, Limits, Sandbox, SandboxFailure
+from attention_course_learner import remote, wire
+from autograder.sandbox import FULL, Factory, Limits, Sandbox, SandboxFailure
+from autograder.status import Status
 
 
 class SandboxSession(remote.Endpoint):
     def __init__(self, factory: Factory, cells: list[tuple[int, str]], limits: Limits,
-                 slot: int = 0, isolate: bool | None = None):
+                 slot: int = 0, mode: str = FULL):
         self.factory = factory
         self.cells = cells
         self.limits = limits
         self.slot = slot
-        self.isolate = isolate
+        self.mode = mode
         self.deadline = time.monotonic() + limits.submission_timeout
         self.sandbox: Sandbox | None = None
         self.skipped: set[int] = set()
         self.cell_notes: dict[int, str] = {}
         self.gave_up: SandboxFailure | None = None
         self.isolation = ""
+        self.sandboxes_started = 0
+        self.used = False  # the current sandbox has answered a call
 
     def notes(self) -> list[str]:
         return [self.cell_notes[number] for number in sorted(self.cell_notes)]
@@ -35,27 +44,39 @@ class SandboxSession(remote.Endpoint):
     def _remaining(self) -> float:
         return self.deadline - time.monotonic()
 
-    def _give_up(self, status: str, message: str) -> SandboxFailure:
+    def _give_up(self, status: Status, message: str) -> SandboxFailure:
         self.gave_up = SandboxFailure(status, message)
         return self.gave_up
 
+    def fresh(self) -> None:
+        """A sandbox that has answered no call yet: a new one with the learner's cells
+        run again, unless the current one is still untouched. Each test starts with
+        this, and property tests ask for it per side (``checks.core.fresh_call``)."""
+        if self.sandbox is not None and not self.used:
+            return
+        self.stop()
+        self.start()
+
     def start(self) -> Sandbox:
-        """The running sandbox, starting (or restarting) it and re-running the cells."""
+        """The running sandbox, starting (or restarting) it and running the cells."""
         while self.sandbox is None:
             if self.gave_up:
                 raise self.gave_up
             if self._remaining() <= 0:
-                raise self._give_up("timeout", "was not run: the submission used up its "
-                                               f"{self.limits.submission_timeout:g} s time budget")
-            sandbox = Sandbox(self.factory, self.limits, self.slot, self.isolate)
+                budget = f"{self.limits.submission_timeout:g} s"
+                raise self._give_up(Status.TIMEOUT, "was not run: the submission used "
+                                                    f"up its {budget} time budget")
+            sandbox = Sandbox(self.factory, self.limits, self.slot, self.mode)
             try:
                 sandbox.start()
+                self.sandboxes_started += 1
                 self.isolation = sandbox.isolation
                 if self._run_cells(sandbox):
                     self.sandbox = sandbox
                     return sandbox
             except SandboxFailure as failure:
-                raise self._give_up("kernel died", f"was not run: {failure.message}") from None
+                raise self._give_up(Status.KERNEL_DIED,
+                                    f"was not run: {failure.message}") from None
             finally:
                 if self.sandbox is not sandbox:
                     sandbox.kill()
@@ -86,6 +107,7 @@ class SandboxSession(remote.Endpoint):
 
     def exchange(self, frame: bytes) -> tuple[bytes, int]:
         sandbox = self.start()
+        self.used = True
         timeout = min(self.limits.call_timeout, max(self._remaining(), 0.1))
         try:
             return sandbox.exchange(frame, timeout)
@@ -100,13 +122,15 @@ class SandboxSession(remote.Endpoint):
             raise failure.about(label) from None
         except wire.WireError as error:
             self.stop()
-            raise SandboxFailure("kernel died", f"{label} sent back data that is not valid: "
-                                                f"{error}") from None
+            message = f"{label} sent back data that is not valid: {error}"
+            raise SandboxFailure(Status.KERNEL_DIED, message) from None
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = False) -> None:
+        """Kill the current sandbox; ``wait``: until every process in it is gone."""
         if self.sandbox is not None:
-            self.sandbox.kill()
+            self.sandbox.kill(wait)
             self.sandbox = None
+        self.used = False
 
 
 def _decode(payload: bytes, json_size: int) -> str | None:
@@ -118,6 +142,7 @@ def _decode(payload: bytes, json_size: int) -> str | None:
     if type(answer) is dict and set(answer) == {"ok"}:
         return None
     error = answer.get("error") if type(answer) is dict else None
-    if type(error) is dict and type(error.get("type")) is str and type(error.get("message")) is str:
+    if (type(error) is dict and type(error.get("type")) is str
+            and type(error.get("message")) is str):
         return f"{error['type'][:100]}: {error['message'][:2000]}"
     return "an unreadable answer"

@@ -11,6 +11,7 @@ import pytest
 
 from attention_course.checks.core import CheckFailed, reporting_to
 from autograder.assignment import COURSE_ROOT, load_assignment
+from autograder.nbgrader_guard import hidden_lines
 from autograder.batch import grade_batch
 from autograder.record import nbgrader_command
 from autograder.sandbox import Limits
@@ -35,8 +36,9 @@ def graded(request, tmp_path_factory):
     for case in CASES[name]:
         write(submission(name, case.code, case.extra), folder, case.student_id, filename)
     assignment = load_assignment(name)
-    results = grade_batch(assignment, folder, root / "out", jobs=2, limits=LIMITS, progress=False)
-    return assignment, {result.student_id: result for result in results}, folder
+    outcome = grade_batch(assignment, folder, root / "out", jobs=2, limits=LIMITS,
+                          progress=False)
+    return assignment, {result.student_id: result for result in outcome.results}, folder
 
 
 def test_solution_gets_full_marks(graded):
@@ -71,7 +73,7 @@ def visible_test_message(assignment, notebook, test_name: str) -> str:
     """Run a released (visible) test cell in this process, as a learner's kernel would."""
     namespace: dict = {}
     warnings.simplefilter("ignore")  # the mistakes overflow on purpose; pytest restores filters
-    for _, source in student_code(notebook, assignment):
+    for _, source in student_code(notebook, assignment)[0]:
         exec(compile(source.replace("%matplotlib inline", ""), "<cell>", "exec"), namespace)
     released = next(cell.source for cell in notebook.cells
                     if cell.metadata.get("nbgrader", {}).get("grade_id") == test_name)
@@ -107,7 +109,9 @@ def test_grading_twice_gives_the_same_results(graded, tmp_path):
     again = tmp_path / "again"
     for student in ("correct", "blank", CASES[assignment.name][0].student_id):
         shutil.copytree(folder / student, again / student)
-    for result in grade_batch(assignment, again, tmp_path / "out", limits=LIMITS, progress=False):
+    outcome = grade_batch(assignment, again, tmp_path / "out", limits=LIMITS,
+                          progress=False)
+    for result in outcome.results:
         assert result.tests == results[result.student_id].tests
 
 
@@ -131,4 +135,7 @@ def test_stock_nbgrader_agrees_on_solution_and_blank(name, tmp_path):
                   for row in csv.DictReader(stream)}
     maximum = load_assignment(name).max_score
     assert scores == {"correct": (maximum, maximum), "blank": (0.0, maximum)}
-    assert (tmp_path / "feedback" / "correct" / name / filename.replace(".ipynb", ".html")).exists()
+    page = filename.replace(".ipynb", ".html")
+    feedback = tmp_path / "feedback" / "correct" / name / page
+    hidden = set().union(*(hidden_lines(t.source) for t in load_assignment(name).tests))
+    assert hidden and not [line for line in hidden if line in feedback.read_text()]

@@ -1,18 +1,31 @@
-"""The sandbox itself: what a submission's process can and cannot do (CI runs as root)."""
+"""The sandbox itself: what a learner's process can see, do and leave behind.
+
+These run as whoever runs pytest: as root in CI, and as an unprivileged user when
+tests/test_grader_unprivileged.py re-runs this file as `nobody`. Full isolation must
+look the same from inside either way.
+"""
 from __future__ import annotations
 
+import csv
+import json
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from attention_course.checks import wire
+from attention_course_learner import wire
 from autograder.assignment import COURSE_ROOT
-from autograder.sandbox import Factory, Limits, Sandbox, SandboxFailure, isolation_available
+from autograder.sandbox import (
+    FULL, UNISOLATED, Factory, IsolationUnavailable, Limits, Sandbox, SandboxFailure,
+)
+from autograder.sandbox import isolation
+from autograder.samples import notebook_name, submission, write
 
-needs_root = pytest.mark.skipif(not isolation_available(), reason="full isolation needs root on Linux")
+REFUSED = isolation.namespaces_refused()
+needs_namespaces = pytest.mark.skipif(bool(REFUSED), reason=f"no namespaces: {REFUSED}")
 LIMITS = Limits(cell_timeout=5, call_timeout=5)
 
 
@@ -31,7 +44,8 @@ def sandbox(factory):
 
 
 def run(box: Sandbox, source: str, timeout: float = 5):
-    payload, json_size = box.exchange(wire.encode_frame({"op": "exec", "source": source}), timeout)
+    request = wire.encode_frame({"op": "exec", "source": source})
+    payload, json_size = box.exchange(request, timeout)
     return wire.decode_frame(payload, json_size)
 
 
@@ -43,9 +57,17 @@ def evaluate(box: Sandbox, expression: str):
     return wire.decode_frame(payload, json_size)["ok"]
 
 
-def sandbox_uids() -> list[str]:
-    listing = subprocess.run(["ps", "-eo", "uid=,pid=,stat=,comm="], capture_output=True, text=True)
-    return [line for line in listing.stdout.splitlines() if 61000 <= int(line.split()[0]) < 62000]
+def processes_in_namespace(link: str) -> list[int]:
+    """Host pids of the processes whose PID namespace is ``link``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") == link:
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
 
 
 READABLE = """
@@ -62,30 +84,48 @@ def readable(path):
 """
 
 
-@needs_root
-def test_runs_unprivileged_in_a_private_home(sandbox):
-    assert sandbox.isolation == "full"
-    uid, cwd, pid = evaluate(sandbox, "(__import__('os').getuid(), __import__('os').getcwd(), "
-                                      "__import__('os').getpid())")
-    assert uid != 0 and cwd == "/home/student" and pid == 1
+@needs_namespaces
+def test_runs_as_an_unprivileged_pid_1_in_a_private_home(sandbox):
+    assert sandbox.isolation == FULL
+    run(sandbox, "import os")
+    found = evaluate(sandbox, "(os.getuid(), os.getcwd(), os.getpid(), os.uname()[1])")
+    assert found == (isolation.INNER_ID, "/home/student", 1, "sandbox")
 
 
-@needs_root
-def test_cannot_see_the_course_gradebook_or_other_files(sandbox, tmp_path):
+@needs_namespaces
+def test_sees_no_course_code_but_the_learner_package(sandbox, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("hidden")
     run(sandbox, READABLE)
     for path in [COURSE_ROOT / "solutions", COURSE_ROOT / "solutions" / "ex1_attention",
-                 COURSE_ROOT / "nbgrader_config.py", COURSE_ROOT / "exercises", secret, tmp_path,
-                 Path(f"/proc/{os.getpid()}/environ"), Path("/etc/passwd")]:
+                 COURSE_ROOT / "nbgrader_config.py", COURSE_ROOT / "exercises",
+                 COURSE_ROOT / "attention_course", COURSE_ROOT / "autograder", secret,
+                 tmp_path,
+                 Path("/proc/self/environ"), Path("/proc/1/cwd"), Path("/etc/passwd"),
+                 Path("/sys"), Path("/dev/shm")]:
         assert evaluate(sandbox, f"readable({str(path)!r})") is False, path
     assert evaluate(sandbox, "readable('/usr/lib')") is True
-    # Only the read-only skeleton of the paths Python needs exists above them.
     visible = set(evaluate(sandbox, f"os.listdir({str(COURSE_ROOT)!r})"))
-    assert visible <= {".venv", "attention_course", "autograder"}
+    assert visible <= {".venv", "attention_course_learner"}
+    answer = run(sandbox, "from attention_course.checks.ex3 import sinusoids")
+    assert answer["error"]["type"] == "ModuleNotFoundError"
+    run(sandbox, "import sys")
+    loaded = evaluate(sandbox, "sorted(m for m in sys.modules if m.split('.')[0] in "
+                               "('attention_course', 'autograder'))")
+    assert loaded == []
+    assert run(sandbox, "import attention_course_learner.wire") == {"ok": None}
 
 
-@needs_root
+@needs_namespaces
+def test_cannot_write_outside_its_scratch_space(sandbox):
+    learner_package = COURSE_ROOT / "attention_course_learner"
+    for path in (str(learner_package / "x.py"), sys.prefix + "/x", "/usr/x", "/x"):
+        answer = run(sandbox, f"open({path!r}, 'w')")
+        assert answer["error"]["type"] in ("OSError", "PermissionError"), (path, answer)
+    assert run(sandbox, "open('/tmp/scratch', 'w').write('ok')") == {"ok": None}
+
+
+@needs_namespaces
 def test_has_no_network(sandbox):
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
@@ -98,8 +138,8 @@ def test_has_no_network(sandbox):
     assert "unreachable" in answer["error"]["message"]
 
 
-@needs_root
-def test_limits_are_set_and_cannot_be_raised(sandbox):
+@needs_namespaces
+def test_limits_hold_and_privileges_are_gone(sandbox):
     import resource
 
     nproc, memory = evaluate(sandbox, "(__import__('resource').getrlimit(6), "
@@ -108,18 +148,28 @@ def test_limits_are_set_and_cannot_be_raised(sandbox):
     assert resource.RLIMIT_NPROC == 6 and resource.RLIMIT_AS == 9
     answer = run(sandbox, "import resource\nresource.setrlimit(resource.RLIMIT_AS, (-1, -1))")
     assert answer["error"]["type"] == "ValueError"
-    assert run(sandbox, "import os\nos.setuid(0)")["error"]["type"] == "PermissionError"
+    refused = ("OSError", "PermissionError")
+    assert run(sandbox, "import os\nos.setuid(0)")["error"]["type"] in refused
+    answer = run(sandbox, "import os\nos.chroot('/tmp')")
+    assert answer["error"]["type"] == "PermissionError"
+    # unshare, mount and ptrace are refused by the seccomp filter, whatever the caps
+    run(sandbox, "import ctypes\nlibc = ctypes.CDLL(None)")
+    calls = evaluate(sandbox, "[libc.unshare(0x10000000), libc.ptrace(16, 1, 0, 0), "
+                              "libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)]")
+    assert calls == [-1, -1, -1]
 
 
-@needs_root
-def test_fork_bombs_stop_at_the_process_limit_and_leave_nothing_behind(factory):
+@needs_namespaces
+def test_every_process_dies_with_the_sandbox(factory):
     box = Sandbox(factory, LIMITS)
     box.start()
+    namespace = os.readlink(f"/proc/{box.worker_pid}/ns/pid")
     answer = run(box, "import os, time\nfor _ in range(10_000):\n    if os.fork() == 0:\n"
-                      "        time.sleep(1000)")
-    assert answer["error"]["type"] == "BlockingIOError"
-    box.kill()
-    assert sandbox_uids() == []
+                      "        os.setsid()\n        time.sleep(1000)")
+    assert answer["error"]["type"] == "BlockingIOError"  # the process limit
+    assert len(processes_in_namespace(namespace)) >= LIMITS.max_processes // 2
+    box.kill(wait=True)
+    assert processes_in_namespace(namespace) == []
 
 
 def test_memory_limit_gives_memory_error(sandbox):
@@ -130,7 +180,8 @@ def test_endless_loop_ignoring_sigint_times_out(factory):
     box = Sandbox(factory, LIMITS)
     box.start()
     with pytest.raises(SandboxFailure) as failure:
-        run(box, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass", 2)
+        run(box, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                 "while True: pass", 2)
     assert failure.value.status == "timeout"
     box.kill()
 
@@ -148,11 +199,137 @@ def test_a_dying_process_is_reported(factory, source, expected):
     box.kill()
 
 
-def test_degraded_mode_still_runs_and_says_so(factory):
-    box = Sandbox(factory, LIMITS, isolate=False)
+def _stdlib_readable_by_others() -> bool:
+    path = Path(os.__file__).resolve()
+    return all(os.stat(p).st_mode & 0o005 == 0o005 for p in path.parents)
+
+
+def _why_no_unisolated() -> str:
+    if isolation.landlock_abi() < (1 if os.geteuid() == 0 else 6):
+        return "unisolated grading needs Landlock (ABI 6 without root)"
+    if os.geteuid() == 0 and not _stdlib_readable_by_others():
+        return ("as root it runs the learner as another uid, which cannot read this "
+                "Python's standard library")
+    return ""
+
+
+NO_UNISOLATED = _why_no_unisolated()
+needs_landlock = pytest.mark.skipif(bool(NO_UNISOLATED), reason=NO_UNISOLATED)
+
+
+@needs_landlock
+def test_unisolated_mode_is_confined_by_landlock_and_says_so(factory, tmp_path):
+    box = Sandbox(factory, LIMITS, mode=UNISOLATED)
     box.start()
     try:
-        assert box.isolation.startswith("partial")
+        assert box.isolation.startswith("unisolated (Landlock ABI")
         assert run(box, "x = 1 + 1") == {"ok": None}
+        assert run(box, "open('scratch.txt', 'w').write('ok')") == {"ok": None}
+        for path in (tmp_path / "outside.txt", COURSE_ROOT / "solutions" / "x"):
+            answer = run(box, f"open({str(path)!r}, 'w')")
+            assert answer["error"]["type"] in ("PermissionError", "OSError"), answer
+        answer = run(box, f"open({str(COURSE_ROOT / 'nbgrader_config.py')!r})")
+        assert answer["error"]["type"] == "PermissionError"
+        if isolation.landlock_abi() >= 6:
+            answer = run(box, f"import os\nos.kill({os.getpid()}, 0)")
+            assert answer["error"]["type"] == "PermissionError"
+        assert run(box, DAEMON.format(name="uni-daemon")) == {"ok": None}
     finally:
         box.kill()
+    assert not (tmp_path / "outside.txt").exists()
+    left = [pid for pid in os.listdir("/proc")
+            if pid.isdigit() and _comm(pid) == "uni-daemon"]
+    assert left == []
+
+
+DAEMON = """
+import ctypes, os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        ctypes.CDLL(None).prctl(15, b"{name}", 0, 0, 0)
+        time.sleep(60)
+    os._exit(0)
+time.sleep(0.2)
+"""
+
+
+def _comm(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as stream:
+            return stream.read().strip()
+    except OSError:
+        return ""
+
+
+# Run the grader as in a locked-down container: a seccomp filter refuses unshare (and
+# clone with namespace flags) to it and everything it starts.
+WITHOUT_NAMESPACES = (
+    "import os, sys\n"
+    "from autograder.sandbox import isolation\n"
+    "isolation.prctl(isolation.PR_SET_NO_NEW_PRIVS, 1)\n"
+    "isolation.install_seccomp(('unshare',))\n"
+    "os.execv(sys.executable, [sys.executable, '-m', 'autograder', *sys.argv[1:]])\n")
+
+
+def grade_without_namespaces(tmp_path, *options):
+    folder, out = tmp_path / "submissions", tmp_path / "out"
+    write(submission("ex1_attention"), folder, "alice", notebook_name("ex1_attention"))
+    command = [sys.executable, "-c", WITHOUT_NAMESPACES, "grade", "ex1_attention",
+               str(folder), "--out", str(out), "--no-gradebook", "--no-progress",
+               *options]
+    done = subprocess.run(command, cwd=COURSE_ROOT, capture_output=True, text=True,
+                          timeout=600)
+    return done, out
+
+
+def test_without_namespaces_the_grader_refuses_and_says_why(tmp_path):
+    done, out = grade_without_namespaces(tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "cannot isolate" in done.stderr and "--allow-unisolated" in done.stderr
+    assert "AppArmor" in done.stderr and not out.exists()
+
+
+@needs_landlock
+def test_allow_unisolated_grades_under_a_banner_and_says_so_everywhere(tmp_path):
+    done, out = grade_without_namespaces(tmp_path, "--allow-unisolated")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "UNISOLATED GRADING" in done.stderr and "UNISOLATED GRADING" in done.stdout
+    with open(out / "grades.csv", newline="") as stream:
+        row = next(csv.DictReader(stream))
+    assert row["isolation"].startswith("unisolated (Landlock") and row["score"] == "14"
+    folder = out / "students" / "alice"
+    results = json.loads((folder / "results.json").read_text())
+    assert results["isolation"] == row["isolation"]
+    assert "isolation: unisolated" in (folder / "feedback.html").read_text()
+
+
+@needs_namespaces
+def test_a_virtualenv_reached_through_a_symlink_works(tmp_path):
+    """The interpreter's prefix is a symlink: the sandbox must resolve it the same."""
+    link = tmp_path / "venv-link"
+    link.symlink_to(sys.prefix, target_is_directory=True)
+    python = link / "bin" / Path(sys.executable).name
+    script = ("from autograder.sandbox import Factory, Sandbox, Limits\n"
+              "from attention_course_learner import wire\n"
+              "with Factory() as f:\n"
+              "    box = Sandbox(f, Limits()); box.start()\n"
+              "    cell = ('import numpy, sys\\n'\n"
+              "            'assert sys.prefix.endswith(\"venv-link\")')\n"
+              "    frame = wire.encode_frame({'op': 'exec', 'source': cell})\n"
+              "    print(wire.decode_frame(*box.exchange(frame, 60)))\n"
+              "    box.kill()\n")
+    done = subprocess.run([str(python), "-c", script], cwd=COURSE_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "{'ok': None}" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may map any uid")
+def test_a_refused_isolation_is_reported_not_downgraded(factory):
+    """A boot that cannot isolate says why; it never grades without the sandbox."""
+    box = Sandbox(factory, LIMITS)
+    box.uid = 0  # an unprivileged user may not map root: the namespaces cannot be made
+    with pytest.raises(IsolationUnavailable, match="uid/gid map"):
+        box.start()
+    box.kill()

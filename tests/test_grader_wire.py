@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from attention_course.checks import wire
+from attention_course_learner import wire
 from attention_course.checks.core import CheckFailed, call
-from attention_course.checks.remote import LocalEndpoint, StudentCodeError, bind
+from attention_course_learner.remote import (
+    LocalEndpoint, StudentCodeError, bind, call_echoing_arguments,
+)
 
 
 def roundtrip(value):
@@ -95,9 +97,22 @@ def test_objects_stay_behind_as_references():
 
     make = bind(Counter, "Counter")
     counter = make()
-    assert counter.type_names[0].endswith("Counter")
+    assert counter._ref.type_name.endswith("Counter")  # for messages; decides nothing
     counter.bump(2).bump(3)
     assert counter.count == 5
+
+
+def test_a_call_can_bring_back_its_arguments_as_it_left_them():
+    """How a check sees an in-place change: arguments travel as copies."""
+    def fill(x, value=0.0):
+        x[0] = value
+        return x.sum()
+
+    data = np.arange(3.0)
+    result, args, kwargs = call_echoing_arguments(bind(fill, "fill"), data, value=7.0)
+    assert result == 10.0 and kwargs == {"value": 7.0}
+    assert args[0].tolist() == [7.0, 1.0, 2.0]
+    assert data.tolist() == [0.0, 1.0, 2.0]  # the checking side's copy is untouched
 
 
 def test_learner_exceptions_come_back_as_text_only():

@@ -13,10 +13,16 @@ from typing import Callable
 
 import numpy as np
 
-from attention_course.checks.remote import StudentCodeError, bind
+from attention_course.checks import source
+from attention_course_learner.remote import (
+    RemoteObject, StudentCodeError, bind, call_echoing_arguments, fresh_learner,
+)
 
-__all__ = ["CheckFailed", "bind", "call", "passed", "reporting_to", "describe_error", "as_array", "expect_shape",
-           "tolerance", "allclose", "expect_close", "expect_raises", "attribute", "prepare_module", "type_names"]
+__all__ = ["CheckFailed", "bind", "call", "call_keeping_arguments", "passed",
+           "reporting_to", "judging_code", "forbid", "describe_error", "as_array",
+           "expect_shape", "tolerance",
+           "allclose", "expect_close", "expect_raises", "attribute", "prepare_module",
+           "expect_depends_on_input", "fresh_learner", "fresh_call"]
 
 
 class CheckFailed(AssertionError):
@@ -24,6 +30,7 @@ class CheckFailed(AssertionError):
 
 
 _reporter: ContextVar[Callable[[str], None] | None] = ContextVar("check_reporter", default=None)
+_learner_code: ContextVar[str | None] = ContextVar("learner_code", default=None)
 
 
 def passed(text: str) -> None:
@@ -45,10 +52,44 @@ def reporting_to(report: Callable[[str], None]):
         _reporter.reset(token)
 
 
+@contextmanager
+def judging_code(code: str):
+    """The learner's code as the grader read it from the notebook, for ``forbid``."""
+    token = _learner_code.set(code)
+    try:
+        yield
+    finally:
+        _learner_code.reset(token)
+
+
+def forbid(value, rules: dict[str, str], what: str) -> None:
+    """Fail when the learner's code uses one of ``rules`` (dotted name -> why).
+
+    The grader reads the code from the notebook itself (``judging_code``): whatever
+    the learner's process would report about its classes could be forged. In class,
+    the source of the learner's own object is read instead.
+    """
+    code = _learner_code.get()
+    if code is None:
+        code = "" if isinstance(value, RemoteObject) else source.source_of(value)
+    for target, why in rules.items():
+        if source.uses(code, target):
+            raise CheckFailed(f"{what} uses {target}: {why}")
+
+
 def call(function, *args, **kwargs):
     """Call learner code; turn an exception it raises into a readable CheckFailed."""
     try:
         return function(*args, **kwargs)
+    except StudentCodeError as error:
+        raise CheckFailed(describe_error(error)) from None
+
+
+def call_keeping_arguments(function, *args, **kwargs):
+    """(result, args, kwargs) with the arguments as the learner's call left them, to
+    see whether it changed one in place."""
+    try:
+        return call_echoing_arguments(function, *args, **kwargs)
     except StudentCodeError as error:
         raise CheckFailed(describe_error(error)) from None
 
@@ -101,11 +142,6 @@ def prepare_module(module, state: dict, dtype: str, what: str, naming_hint: str)
         raise CheckFailed(f"{what} has no parameter(s) {', '.join(map(str, unexpected))}: "
                           f"{naming_hint}")
     return module
-
-
-def type_names(value) -> tuple[str, ...]:
-    """Qualified class names of an object the learner created (itself and its bases)."""
-    return getattr(value, "type_names", ())
 
 
 def as_array(value, what: str, lib: str = "numpy") -> np.ndarray:
@@ -185,3 +221,31 @@ def expect_close(actual: np.ndarray, expected: np.ndarray, what: str, dtype=np.f
     difference = np.max(np.abs(actual.astype(np.float64) - expected.astype(np.float64)))
     raise CheckFailed(f"{what}{context}: wrong values (largest difference from the reference "
                       f"{difference:.3g}).")
+
+
+def fresh_call(function, *args, **kwargs):
+    """``call`` on a learner whose earlier calls left no trace: a property test compares
+    outputs for related inputs, which code that remembers inputs could fake."""
+    fresh_learner(function)
+    return call(function, *args, **kwargs)
+
+
+def expect_depends_on_input(cases: list[tuple[tuple, np.ndarray]], what: str) -> None:
+    """A property test's outputs must say something about its inputs.
+
+    ``cases`` pairs the inputs of a call with its output, for at least two different
+    inputs. Code that returns zeros, a constant or one of its inputs unchanged keeps
+    equivariance, causality and padding trivially; it fails here instead of earning
+    those points.
+    """
+    advice = ("so this property says nothing about it: compute the output from the "
+              "input.")
+    outputs = [np.asarray(output, dtype=np.float64) for _, output in cases]
+    if all(np.allclose(outputs[0], other) for other in outputs[1:]):
+        raise CheckFailed(f"{what} gives the same output for different inputs, "
+                          f"{advice}")
+    for inputs, output in cases:
+        for given in inputs:
+            given = np.asarray(given, dtype=np.float64)
+            if given.shape == output.shape and np.allclose(given, output):
+                raise CheckFailed(f"{what} returns its input unchanged, {advice}")

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from attention_course.checks.core import (
-    CheckFailed, as_array, bind, call, expect_close, expect_raises, expect_shape, passed,
+    CheckFailed, as_array, bind, call, expect_close, expect_depends_on_input,
+    expect_raises, expect_shape, fresh_call, passed,
 )
 
 ATTENTION_NAN_HINT = ("nan usually means a row of scores was all -inf (every key masked: check "
@@ -277,10 +278,14 @@ def check_attention_permutation_equivariance(scaled_dot_product_attention, seed=
     Q, K, V = _random_qkv(rng, (), n, n + 1, d, d, "float64")
     order_q, order_k = rng.permutation(n), rng.permutation(n + 1)
 
-    def output(q, k, v):
-        return unpack_output_and_weights(call(fn, q, k, v), "scaled_dot_product_attention")[0]
+    def output(q, k, v, fresh=True):  # by default on a learner that remembers no call
+        result = (fresh_call if fresh else call)(fn, q, k, v)
+        return unpack_output_and_weights(result, "scaled_dot_product_attention")[0]
 
     base = output(Q, K, V)
+    other = _random_qkv(rng, (), n, n + 1, d, d, "float64")
+    expect_depends_on_input([((Q, K, V), base), (other, output(*other, fresh=False))],
+                            "scaled_dot_product_attention")
     if not np.allclose(output(Q[order_q], K, V), base[order_q]):
         raise CheckFailed("Shuffling the queries should shuffle the output rows the same way: "
                           "each query's output may depend only on that query (and all keys).")
@@ -324,15 +329,21 @@ def check_causal_attention_ignores_future(scaled_dot_product_attention, causal_m
     X = rng.standard_normal((n, d))
     mask = as_array(call(mask_fn, n), f"causal_mask({n})")
 
-    def output(x):
-        result = call(attention, x, x, x, mask=mask)
+    def output(x, fresh=False):
+        result = (fresh_call if fresh else call)(attention, x, x, x, mask=mask)
         return unpack_output_and_weights(result, "scaled_dot_product_attention")[0]
 
-    base = output(X)
+    # The unchanged input in one fresh learner, the changed ones in another: code that
+    # remembers rows by the prefix it saw cannot make the two sides agree.
+    base = output(X, fresh=True)
     for t in range(1, n):
         changed = X.copy()
         changed[t:] = rng.standard_normal((n - t, d))
-        if not np.allclose(output(changed)[:t], base[:t]):
+        after = output(changed, fresh=t == 1)
+        if t == 1:
+            expect_depends_on_input([((X,), base), ((changed,), after)],
+                                    "scaled_dot_product_attention with the causal mask")
+        if not np.allclose(after[:t], base[:t]):
             raise CheckFailed(f"Changing the tokens at positions {t}..{n - 1} changed the outputs "
                               f"at positions before {t}: information leaks from the future. Check "
                               "causal_mask and how scaled_dot_product_attention uses the mask.")

@@ -10,15 +10,22 @@ import torch
 from torch import nn
 
 from attention_course.checks.core import (
-    CheckFailed, as_array, attribute, bind, call, expect_close, expect_raises, passed,
-    prepare_module, type_names,
+    CheckFailed, as_array, attribute, bind, call, expect_close, expect_depends_on_input,
+    expect_raises, forbid, fresh_learner, passed, prepare_module,
 )
 from attention_course.checks.ex1 import (
     attention_variant, attention_misconceptions, compare_attention, unpack_output_and_weights,
 )
 
 PROJECTIONS = ("w_q", "w_k", "w_v", "w_o")
-LINEAR = "torch.nn.modules.linear.Linear"
+# The notebook says: do not use these here, the tests compare your module with them.
+BUILT_INS = {
+    "torch.nn.MultiheadAttention":
+        "this exercise asks you to write multi-head attention yourself (the tests "
+        "compare your module with it).",
+    "torch.nn.functional.scaled_dot_product_attention":
+        "this exercise asks you to write the attention in each head yourself.",
+}
 
 
 def _split(x: np.ndarray, num_heads: int) -> np.ndarray:
@@ -75,26 +82,43 @@ def check_merge_heads(merge_heads, seed=21, cases=((2, 3, 5, 4), (1, 8, 2, 1))):
     passed("merge_heads undoes split_heads")
 
 
+def expect_linear(layer, n_in: int, n_out: int, what: str, seed: int = 0) -> None:
+    """``layer`` behaves as nn.Linear(n_in, n_out) with bias: it takes weights of those
+    shapes and computes x Wᵀ + b with them. Judged by behaviour, not by the class
+    name the learner's process reports, which it could forge."""
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(n_out, n_in, generator=generator)
+    bias = torch.randn(n_out, generator=generator)
+    x = torch.randn(2, 3, n_in, generator=generator)
+    hint = f"use nn.Linear({n_in}, {n_out}) (with its default bias)."
+    if attribute(layer, "bias", what) is None:
+        raise CheckFailed(f"{what} has no bias: {hint}")
+    weight_now = as_array(attribute(layer, "weight", what), f"{what}.weight", "torch")
+    shape = tuple(weight_now.shape)
+    if shape != (n_out, n_in):
+        raise CheckFailed(f"{what}.weight has shape {shape}, expected {(n_out, n_in)}: "
+                          f"{hint}")
+    call(attribute(layer, "load_state_dict", what), {"weight": weight, "bias": bias})
+    output = as_array(call(layer, x), f"{what}(x)", "torch")
+    if not np.allclose(output, (x @ weight.T + bias).numpy(), atol=1e-5):
+        raise CheckFailed(f"{what} does not compute x Wᵀ + b with its own weight and "
+                          f"bias: {hint}")
+
+
 def check_mha_structure(MultiHeadAttention, d_model=12, num_heads=3, bad=((10, 3), (6, 4))):
-    """w_q, w_k, w_v, w_o are nn.Linear(d_model, d_model) with bias; bad sizes raise ValueError."""
+    """w_q, w_k, w_v, w_o behave as nn.Linear(d_model, d_model) with bias; bad sizes
+    raise ValueError; the module is written by hand (no nn.MultiheadAttention, no
+    F.sdpa)."""
     cls = bind(MultiHeadAttention, "MultiHeadAttention")
+    forbid(MultiHeadAttention, BUILT_INS, "MultiHeadAttention")
     for bad_d_model, bad_heads in bad:
         expect_raises(cls, "ValueError", f"MultiHeadAttention({bad_d_model}, {bad_heads}) "
                       "(d_model not divisible by num_heads)", bad_d_model, bad_heads)
     what = f"MultiHeadAttention({d_model}, {num_heads})"
     module = call(cls, d_model, num_heads)
-    for name in PROJECTIONS:
-        layer = attribute(module, name, what)
-        if LINEAR not in type_names(layer):
-            raise CheckFailed(f"{what}.{name} should be an nn.Linear(d_model, d_model).")
-        weight = as_array(attribute(layer, "weight", f"{what}.{name}"), f"{what}.{name}.weight",
-                          "torch")
-        bias = attribute(layer, "bias", f"{what}.{name}")
-        if weight.shape != (d_model, d_model):
-            raise CheckFailed(f"{what}.{name}.weight has shape {weight.shape}; "
-                              f"use nn.Linear({d_model}, {d_model}).")
-        if bias is None:
-            raise CheckFailed(f"{what}.{name} should have a bias (nn.Linear's default).")
+    for index, name in enumerate(PROJECTIONS):
+        expect_linear(attribute(module, name, what), d_model, d_model, f"{what}.{name}",
+                      index)
     passed("MultiHeadAttention has w_q, w_k, w_v, w_o and checks its sizes")
 
 
@@ -199,7 +223,11 @@ def check_mha_mask(MultiHeadAttention, seed=31, batch=2, n_q=4, n_k=5, d_model=8
     passed("MultiHeadAttention applies boolean masks of any broadcastable shape")
 
 
-def _self_attention_output(cls, state, num_heads, x, mask=None):
+def _self_attention_output(cls, state, num_heads, x, mask=None, fresh=True):
+    """One call of a property test, by default on a learner that remembers no earlier
+    call (the sides a property compares must not share a memory)."""
+    if fresh:
+        fresh_learner(cls)
     return _run_mha(cls, state, num_heads, "float64", x, x, x, mask)[0]
 
 
@@ -212,6 +240,8 @@ def check_mha_permutation_equivariance(MultiHeadAttention, seed=32, n=6, d_model
     order = torch.randperm(n, generator=generator)
     base = _self_attention_output(cls, state, num_heads, x)
     shuffled = _self_attention_output(cls, state, num_heads, x[:, order])
+    expect_depends_on_input([((x,), base), ((x[:, order],), shuffled)],
+                            "MultiHeadAttention")
     if not np.allclose(shuffled, base[:, order.numpy()]):
         raise CheckFailed("Shuffling the tokens should shuffle the outputs in the same way "
                           "(self-attention without a mask is permutation-equivariant). Check "
@@ -230,8 +260,12 @@ def check_mha_causal(MultiHeadAttention, seed=33, n=6, d_model=8, num_heads=4):
     for t in range(1, n):
         changed = x.clone()
         changed[:, t:] = _random(generator, 1, n - t, d_model)
-        if not np.allclose(_self_attention_output(cls, state, num_heads, changed, mask)[:, :t],
-                           base[:, :t]):
+        after = _self_attention_output(cls, state, num_heads, changed, mask,
+                                       fresh=t == 1)
+        if t == 1:
+            expect_depends_on_input([((x,), base), ((changed,), after)],
+                                    "MultiHeadAttention with a causal mask")
+        if not np.allclose(after[:, :t], base[:, :t]):
             raise CheckFailed(f"With a causal mask, changing tokens {t}..{n - 1} changed the "
                               f"outputs before position {t}: information leaks from the future. "
                               "Check how the mask is applied (True = may attend).")

@@ -11,14 +11,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from attention_course.checks.core import (
-    CheckFailed, as_array, attribute, bind, call, expect_close, expect_shape, passed,
-    prepare_module, type_names,
+    CheckFailed, as_array, attribute, bind, call, expect_close, expect_depends_on_input,
+    expect_shape, forbid, fresh_learner, passed, prepare_module,
 )
+from attention_course.checks.ex2 import expect_linear
 
-BLOCK_PARTS = {"self_attn": "torch.nn.modules.activation.MultiheadAttention",
-               "linear1": "torch.nn.modules.linear.Linear", "linear2": "torch.nn.modules.linear.Linear",
-               "norm1": "torch.nn.modules.normalization.LayerNorm",
-               "norm2": "torch.nn.modules.normalization.LayerNorm"}
+# The notebook says: nn.MultiheadAttention is fine inside the block, these are not.
+BUILT_INS = {
+    "torch.nn.TransformerEncoderLayer":
+        "the exercise asks you to build the block yourself (the tests compare your "
+        "block with it).",
+    "torch.nn.TransformerEncoder": "the exercise asks you to build the block yourself.",
+}
 
 
 def sinusoids(n_positions: int, d_model: int, pair_exponent: bool = True, start: int = 0,
@@ -180,18 +184,59 @@ def _run_block(cls, state, num_heads, d_ff, norm_first, x, mask=None):
     return as_array(result, "EncoderBlock(...)(x)", "torch")
 
 
+def _expect_layer_norm(norm, d_model: int, what: str, seed: int) -> None:
+    """``norm`` behaves as nn.LayerNorm(d_model) with its own weight and bias."""
+    generator = torch.Generator().manual_seed(seed)
+    weight = 1 + torch.randn(d_model, generator=generator)
+    bias = torch.randn(d_model, generator=generator)
+    x = 3 * torch.randn(2, 4, d_model, generator=generator)
+    call(attribute(norm, "load_state_dict", what), {"weight": weight, "bias": bias})
+    output = as_array(call(norm, x), f"{what}(x)", "torch")
+    expected = F.layer_norm(x, (d_model,), weight, bias).numpy()
+    if not np.allclose(output, expected, atol=1e-4):
+        raise CheckFailed(f"{what} should be nn.LayerNorm({d_model}): normalise the "
+                          "last axis, then scale by its weight and shift by its bias.")
+
+
+def _expect_self_attention(attention, d_model: int, num_heads: int, what: str,
+                           seed: int) -> None:
+    """``attention`` behaves as nn.MultiheadAttention(d_model, num_heads,
+    batch_first=True)."""
+    generator = torch.Generator().manual_seed(seed)
+    block = _block_state(generator, d_model, 1)
+    state = {k.removeprefix("self_attn."): v.float() for k, v in block.items()
+             if k.startswith("self_attn.")}
+    x = torch.randn(3, 5, d_model, generator=generator)
+    reference = nn.MultiheadAttention(d_model, num_heads, batch_first=True)
+    reference.load_state_dict(state)
+    with torch.no_grad():
+        expected = reference(x, x, x, need_weights=False)[0].numpy()
+    call(attribute(attention, "load_state_dict", what), state)
+    result = call(attention, x, x, x, need_weights=False)
+    output = result[0] if isinstance(result, tuple) and result else result
+    output = as_array(output, f"{what}(x, x, x)[0]", "torch")
+    if output.shape != expected.shape or not np.allclose(output, expected, atol=1e-4):
+        raise CheckFailed(f"{what} should be nn.MultiheadAttention({d_model}, "
+                          f"{num_heads}, batch_first=True): inputs are (B, n, "
+                          "d_model).")
+
+
 def check_encoder_block_structure(EncoderBlock, d_model=8, num_heads=2, d_ff=16):
-    """Submodules self_attn, linear1, linear2, norm1, norm2 of the right kinds."""
+    """self_attn, linear1, linear2, norm1, norm2 behave as the layers they are named
+    after; the block is built by hand, not from nn.TransformerEncoderLayer."""
     cls = bind(EncoderBlock, "EncoderBlock")
+    forbid(EncoderBlock, BUILT_INS, "EncoderBlock")
     what = f"EncoderBlock({d_model}, {num_heads}, {d_ff})"
     module = call(cls, d_model, num_heads, d_ff)
-    for name, kind in BLOCK_PARTS.items():
+    _expect_self_attention(attribute(module, "self_attn", what), d_model, num_heads,
+                           f"{what}.self_attn", 1)
+    for seed, (name, n_in, n_out) in enumerate((("linear1", d_model, d_ff),
+                                                 ("linear2", d_ff, d_model)), start=2):
         part = attribute(module, name, what)
-        if kind not in type_names(part):
-            raise CheckFailed(f"{what}.{name} should be a {kind.rsplit('.', 1)[1]}.")
-    batch_first = attribute(attribute(module, "self_attn", what), "batch_first", what)
-    if batch_first is not True:
-        raise CheckFailed(f"{what}.self_attn needs batch_first=True (inputs are (B, n, d_model)).")
+        expect_linear(part, n_in, n_out, f"{what}.{name}", seed)
+    for seed, name in enumerate(("norm1", "norm2"), start=4):
+        part = attribute(module, name, what)
+        _expect_layer_norm(part, d_model, f"{what}.{name}", seed)
     passed("EncoderBlock has the submodules of torch.nn.TransformerEncoderLayer")
 
 
@@ -218,9 +263,17 @@ def check_encoder_block_matches_torch(EncoderBlock, norm_first=False, seed=40,
 
 
 def _block_outputs(cls, generator, mask, d_model=8, num_heads=2, d_ff=16):
-    """A function x -> the learner's block output, for fixed random weights."""
+    """A function x -> the learner's block output, for fixed random weights; by default
+    on a learner that remembers no earlier call (the sides a property compares must
+    not share a memory)."""
     state = _block_state(generator, d_model, d_ff)
-    return lambda x: _run_block(cls, state, num_heads, d_ff, False, x, mask)
+
+    def run(x, fresh=True):
+        if fresh:
+            fresh_learner(cls)
+        return _run_block(cls, state, num_heads, d_ff, False, x, mask)
+
+    return run
 
 
 def check_encoder_block_permutation_equivariance(EncoderBlock, seed=41, n=6, d_model=8):
@@ -230,7 +283,9 @@ def check_encoder_block_permutation_equivariance(EncoderBlock, seed=41, n=6, d_m
     run = _block_outputs(cls, generator, None, d_model)
     x = torch.randn(2, n, d_model, generator=generator, dtype=torch.float64)
     order = torch.randperm(n, generator=generator)
-    if not np.allclose(run(x[:, order]), run(x)[:, order.numpy()]):
+    base, shuffled = run(x), run(x[:, order])
+    expect_depends_on_input([((x,), base), ((x[:, order],), shuffled)], "EncoderBlock")
+    if not np.allclose(shuffled, base[:, order.numpy()]):
         raise CheckFailed("Shuffling the tokens should shuffle the block's outputs the same way: "
                           "nothing in an encoder block depends on position.")
     passed("the encoder block is permutation-equivariant")
@@ -247,7 +302,11 @@ def check_encoder_block_causal(EncoderBlock, causal_mask, seed=42, n=6, d_model=
     for t in range(1, n):
         changed = x.clone()
         changed[:, t:] = torch.randn(1, n - t, d_model, generator=generator, dtype=torch.float64)
-        if not np.allclose(run(changed)[:, :t], base[:, :t]):
+        after = run(changed, fresh=t == 1)
+        if t == 1:
+            expect_depends_on_input([((x,), base), ((changed,), after)],
+                                    "EncoderBlock with the causal mask")
+        if not np.allclose(after[:, :t], base[:, :t]):
             raise CheckFailed(f"With the causal mask, changing tokens {t}..{n - 1} changed outputs "
                               f"before position {t}: the block lets the future leak in.")
     passed("with a causal mask, the block never looks ahead")
@@ -266,6 +325,8 @@ def check_encoder_block_ignores_padding(EncoderBlock, padding_mask, seed=43, len
         changed[row, length:] = torch.randn(n - length, d_model, generator=generator,
                                             dtype=torch.float64)
     before, after = run(x), run(changed)
+    expect_depends_on_input([((x,), before), ((changed,), after)],
+                            "EncoderBlock with the padding mask")
     for row, length in enumerate(lengths):
         if not np.allclose(before[row, :length], after[row, :length]):
             raise CheckFailed("Changing the padding tokens changed the outputs of real tokens: "

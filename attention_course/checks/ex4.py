@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from attention_course.checks.core import (
-    CheckFailed, as_array, bind, call, expect_close, expect_raises, expect_shape, passed,
+    CheckFailed, as_array, bind, call, call_keeping_arguments, expect_close,
+    expect_raises, expect_shape, passed,
 )
 
 IGNORE = -100
@@ -25,14 +26,19 @@ def _close_rate(observed: float, expected: float, count: int) -> bool:
     return abs(observed - expected) <= SIGMAS * spread + 1e-9
 
 
-def _masked(mask_tokens, batch, n, vocab_size, mask_prob, seed):
+def _masked(mask_tokens, batch, n, vocab_size, mask_prob, seed, in_place_rule=False):
     """Token ids drawn from 0 .. vocab_size - 1 and [MASK] = vocab_size, so the three
-    outcomes of the 80/10/10 rule can be told apart."""
+    outcomes of the 80/10/10 rule can be told apart. ``in_place_rule``: the notebook's
+    "do not modify token_ids in place" is checked too."""
     fn = bind(mask_tokens, "mask_tokens")
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, vocab_size, (batch, n), generator=generator)
     kwargs = {} if mask_prob is None else {"mask_prob": mask_prob}
-    result = call(fn, tokens, vocab_size, vocab_size, **kwargs)
+    result, after, _ = call_keeping_arguments(fn, tokens, vocab_size, vocab_size,
+                                              **kwargs)
+    if in_place_rule and not torch.equal(torch.as_tensor(after[0]), tokens):
+        raise CheckFailed("mask_tokens changed token_ids in place: work on a copy "
+                          "(token_ids.clone()) and return new tensors.")
     if not isinstance(result, tuple) or len(result) != 2:
         raise CheckFailed("mask_tokens should return a tuple (inputs, labels).")
     inputs, labels = (as_array(item, f"mask_tokens(...)[{i}]", "torch")
@@ -46,8 +52,10 @@ def _masked(mask_tokens, batch, n, vocab_size, mask_prob, seed):
 
 def check_mask_tokens_labels(mask_tokens, seed=50, batch=8, n=64, vocab_size=30):
     """labels hold the original id where a token was selected and -100 everywhere else;
-    inputs are unchanged where nothing was selected."""
-    tokens, inputs, labels = _masked(mask_tokens, batch, n, vocab_size, None, seed)
+    inputs are unchanged where nothing was selected; token_ids is not changed in
+    place."""
+    tokens, inputs, labels = _masked(mask_tokens, batch, n, vocab_size, None, seed,
+                                     in_place_rule=True)
     selected = labels != IGNORE
     if not selected.any():
         raise CheckFailed("No token was selected: labels are -100 everywhere.")

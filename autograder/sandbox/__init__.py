@@ -1,4 +1,4 @@
-"""One sandboxed process per submission, seen from the grader.
+"""One sandboxed process (a fresh one for every test), seen from the grader.
 
 ``Sandbox.start()`` asks the batch's ``Factory`` (``autograder.sandbox.factory``, see there
 for the isolation) for a fresh process; requests go out and answers come back as frames
@@ -22,11 +22,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import attention_course
-from attention_course.checks import wire
-from autograder.sandbox import frames
+from attention_course_learner import frames, wire
+from autograder.status import Status
 
-PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+COURSE_ROOT = Path(__file__).resolve().parents[2]
 SANDBOX_GID = 65534  # nogroup
 SANDBOX_UID_BASE = 61000  # slot k runs as uid SANDBOX_UID_BASE + k (no login, no files)
 OUTPUT_KEPT = 8192
@@ -51,10 +50,10 @@ class Limits:
 class SandboxFailure(Exception):
     """The sandboxed process timed out, died or broke the protocol.
 
-    ``status`` is "timeout" or "kernel died"; ``message`` is written for the learner.
+    ``status`` is Status.TIMEOUT or Status.KERNEL_DIED; ``message`` is for the learner.
     """
 
-    def __init__(self, status: str, message: str):
+    def __init__(self, status: Status, message: str):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -63,23 +62,22 @@ class SandboxFailure(Exception):
         return SandboxFailure(self.status, f"{label} {self.message}")
 
 
-def isolation_available() -> bool:
-    return sys.platform.startswith("linux") and os.geteuid() == 0
+class IsolationUnavailable(SandboxFailure):
+    """The sandbox could not isolate itself as asked (the instructor's problem)."""
+
+    def __init__(self, reason: str):
+        super().__init__(Status.KERNEL_DIED, f"could not isolate: {reason}")
+        self.reason = reason
 
 
-# What the sandbox needs of the course package: its import-time modules and the checks'
-# wire protocol. The reference implementations (attention.py, transformer.py, gpt.py …)
-# stay outside, so a submission cannot hand them in as its own answers.
-COURSE_PACKAGE_IN_SANDBOX = ("__init__.py", "runtime.py", "display.py", "checks")
+FULL, UNISOLATED = "full", "unisolated"
 
 
-def read_only_paths() -> list[str]:
-    """What the learner's process may read: system libraries, Python, the checks, the grader."""
-    package = Path(attention_course.__file__).resolve().parent
-    paths = ["/usr", "/bin", "/lib", "/lib64", "/etc/ld.so.cache", sys.base_prefix, sys.prefix,
-             *(str(package / name) for name in COURSE_PACKAGE_IN_SANDBOX),
-             str(Path(__file__).resolve().parents[1])]
-    return list(dict.fromkeys(paths))
+def sandbox_identity(slot: int) -> tuple[int, int]:
+    """The (uid, gid) the learner's process has outside its user namespace."""
+    if os.geteuid() == 0:
+        return SANDBOX_UID_BASE + slot, SANDBOX_GID
+    return os.geteuid(), os.getegid()
 
 
 def _describe_exit(code: int | None) -> str:
@@ -99,8 +97,13 @@ def _send_kill(pidfd: int) -> None:
         pass
 
 
+def _died(message: str) -> SandboxFailure:
+    return SandboxFailure(Status.KERNEL_DIED, message)
+
+
 def _timed_out(seconds: float) -> SandboxFailure:
-    return SandboxFailure("timeout", f"did not finish within {seconds:g} s (an endless loop?)")
+    return SandboxFailure(Status.TIMEOUT,
+                          f"did not finish within {seconds:g} s (an endless loop?)")
 
 
 def _environment() -> dict:
@@ -123,7 +126,7 @@ class Factory:
         self.lock = threading.Lock()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "autograder.sandbox.factory", str(theirs.fileno())],
-            stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), cwd=PACKAGE_PARENT,
+            stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), cwd=COURSE_ROOT,
             env=_environment(), start_new_session=True)
         theirs.close()
 
@@ -150,14 +153,15 @@ class Sandbox:
     """One learner's process: requests in, answers out, output drained, killable."""
 
     def __init__(self, factory: Factory, limits: Limits, slot: int = 0,
-                 isolate: bool | None = None):
+                 mode: str = FULL):
         self.factory = factory
         self.limits = limits
-        self.uid = SANDBOX_UID_BASE + slot
-        self.isolate = isolation_available() if isolate is None else isolate
+        self.uid, self.gid = sandbox_identity(slot)
+        self.mode = mode
         self.isolation = ""
         self.pidfds: list[int] = []
         self.boot_pid: int | None = None
+        self.worker_pid: int | None = None
         self.output = bytearray()
         self._fds: list[int] = []
         self._drain: threading.Thread | None = None
@@ -170,11 +174,11 @@ class Sandbox:
         output_read, output_write = os.pipe()
         self._fds = [self.request_fd, self.answer_fd, self.status_fd]
         root, workdir = f"{self._tempdir}/root", f"{self._tempdir}/work"
+        os.chmod(self._tempdir, 0o711)  # the sandbox's own uid mounts its root in there
         os.makedirs(root)
         os.makedirs(workdir, mode=0o700)
-        config = {"isolate": self.isolate, "root": root, "workdir": workdir,
-                  "read_only": read_only_paths(), "uid": self.uid, "gid": SANDBOX_GID,
-                  "limits": asdict(self.limits)}
+        config = {"mode": self.mode, "root": root, "workdir": workdir, "uid": self.uid,
+                  "gid": self.gid, "limits": asdict(self.limits)}
         child_fds = [request_read, answer_write, status_write, output_write]
         try:
             self.factory.spawn(config, child_fds)
@@ -189,16 +193,19 @@ class Sandbox:
         except SandboxFailure as failure:
             raise SandboxFailure(failure.status, f"could not start: {failure.message}\n"
                                                  f"{self.output_tail()}") from None
+        if type(hello) is dict and type(hello.get("error")) is str:
+            raise IsolationUnavailable(hello["error"][:2000])
         if not (type(hello) is dict and type(hello.get("pid")) is int
                 and type(hello.get("boot")) is int and type(hello.get("isolation")) is str):
-            raise SandboxFailure("kernel died", "could not start: bad greeting")
+            raise SandboxFailure(Status.KERNEL_DIED, "could not start: bad greeting")
         self.isolation = hello["isolation"]
         self.boot_pid = hello["boot"]
+        self.worker_pid = hello["pid"]
         for pid in (hello["pid"], hello["boot"]):
             try:
                 self.pidfds.append(os.pidfd_open(pid))
             except ProcessLookupError:
-                raise SandboxFailure("kernel died", "could not start\n" + self.output_tail()) from None
+                raise _died("could not start\n" + self.output_tail()) from None
 
     def _drain_output(self, fd: int) -> None:
         """Keep the first 8 KiB of the learner's output and discard the rest.
@@ -219,7 +226,7 @@ class Sandbox:
         try:
             return wire.decode_frame(payload, json_size)
         except wire.WireError as error:
-            raise SandboxFailure("kernel died", f"sent back data that is not valid: {error}") from None
+            raise _died(f"sent back data that is not valid: {error}") from None
 
     def _read(self, deadline: float, timeout: float) -> tuple[bytes, int]:
         try:
@@ -227,9 +234,9 @@ class Sandbox:
         except frames.Deadline:
             raise _timed_out(timeout) from None
         except frames.Closed:
-            raise SandboxFailure("kernel died", _describe_exit(self._exit_code())) from None
+            raise _died(_describe_exit(self._exit_code())) from None
         except wire.WireError as error:
-            raise SandboxFailure("kernel died", f"sent back data that is not valid: {error}") from None
+            raise _died(f"sent back data that is not valid: {error}") from None
 
     def _exit_code(self) -> int | None:
         """The worker's exit code as boot reports it (isolated mode only)."""
@@ -247,24 +254,27 @@ class Sandbox:
         except frames.Deadline:
             raise _timed_out(timeout) from None
         except frames.Closed:
-            raise SandboxFailure("kernel died", _describe_exit(self._exit_code())) from None
+            raise _died(_describe_exit(self._exit_code())) from None
         return self._read(deadline, timeout)
 
-    def kill(self) -> None:
+    def kill(self, wait: bool = False) -> None:
         """Kill the worker; as PID 1 its whole namespace dies with it.
 
-        Boot (root, outside) then reaps it and exits by itself — killing boot first would
-        leave the worker a zombie counted against its uid's process limit.
+        Boot then reaps it and exits by itself. With full isolation only ``wait`` waits
+        for that (a submission's last sandbox): the next sandbox has a user namespace,
+        and so a process count, of its own. Unisolated, boot must first sweep up what
+        the worker left, so we always wait.
         """
+        full = self.isolation == FULL
         if self.pidfds:
             worker_fd, boot_fd = self.pidfds[0], self.pidfds[-1]
             _send_kill(worker_fd)
-            if boot_fd != worker_fd and not select.select([boot_fd], [], [], 5)[0]:
+            if (wait or not full) and not select.select([boot_fd], [], [], 5)[0]:
                 _send_kill(boot_fd)
             for pidfd in self.pidfds:
                 os.close(pidfd)
             self.pidfds = []
-        if self.boot_pid is not None and self.isolation != "full":
+        if self.boot_pid is not None and not full:
             try:
                 os.killpg(self.boot_pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
@@ -272,6 +282,6 @@ class Sandbox:
         for fd in self._fds:
             os.close(fd)
         self._fds = []
-        if self._drain is not None:
-            self._drain.join(timeout=5)
+        if self._drain is not None and (wait or not full):
+            self._drain.join(timeout=5)  # else it ends by itself when boot has gone
         shutil.rmtree(self._tempdir, ignore_errors=True)

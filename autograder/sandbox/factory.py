@@ -1,18 +1,21 @@
 """The sandbox factory: ``python -m autograder.sandbox.factory``, one per batch.
 
-It imports NumPy, torch and IPython once, then forks a fresh sandbox for every
-submission, so no learner waits for those imports. It holds nothing but libraries:
-no tests, no solutions, no grades.
+It imports NumPy, torch and IPython once, then forks a fresh sandbox whenever the
+grader asks, so no learner waits for those imports. It holds nothing but libraries
+and the learner-side package: it never imports the checks, the references or any
+grade, so a sandbox forked from it has none of them in memory either.
 
-Each fork ("boot", still root) isolates itself when it can — with root on Linux, CI
-included: new mount, network, IPC and PID namespaces; a tmpfs root holding only
-the Python installation and the course package, read-only — then forks the worker,
-which becomes PID 1 of the new PID namespace, chroots, sets its limits, drops to an
-unprivileged uid and serves requests. Boot stays outside as root, tells the grader
-both pids, waits, and reports the worker's exit code on the status pipe.
+Each fork ("boot") isolates itself (``isolation``): in "full" mode new user, mount,
+PID, network, IPC and UTS namespaces and a read-only root, then it forks the worker,
+PID 1 of the new PID namespace, which enters that root, sets its limits, drops every
+privilege and serves requests (``attention_course_learner.worker``). Boot stays
+outside, tells the grader both pids, waits, and reports the worker's exit code on the
+status pipe; when the worker dies, everything it started dies with its namespace.
 
-Without root or namespaces it degrades to limits and a private working directory, and
-says so in its first message (the grader prints it as a warning).
+In "unisolated" mode (only with ``--allow-unisolated``) the worker is confined by
+Landlock instead, and boot, a child subreaper, kills whatever the worker left behind.
+A boot that cannot isolate as asked says why in its first message and stops: it
+never falls back on its own.
 """
 from __future__ import annotations
 
@@ -22,12 +25,15 @@ import signal
 import socket
 import struct
 import sys
+import tempfile
+import time
 import traceback
 
 import IPython.core.interactiveshell  # noqa: F401 - preloaded for every sandbox
 
-from attention_course.checks import wire
-from autograder.sandbox import frames, isolation, worker
+import attention_course_learner as learner_package
+from attention_course_learner import frames, wire, worker
+from autograder.sandbox import isolation
 
 try:
     import torch  # noqa: F401 - preloaded: most exercises import it
@@ -35,10 +41,44 @@ except ImportError:
     pass
 
 EXIT_STATUS = struct.Struct(">i")
+LEARNER_PACKAGE = os.path.dirname(os.path.abspath(learner_package.__file__))
+COURSE_ROOT = os.path.dirname(LEARNER_PACKAGE)
+# Course code that must not be importable in a sandbox even where a venv holds a
+# non-editable install of it: the checks, the references and the grader.
+TRUSTED_PACKAGES = ("attention_course", "autograder")
 
 
-def _hello(answer_fd: int, worker_pid: int, isolation_note: str) -> None:
-    message = {"pid": worker_pid, "boot": os.getpid(), "isolation": isolation_note}
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def python_paths(scratch: str) -> list[str]:
+    """Where this interpreter imports from: never a folder holding the course
+    checkout or the sandbox's scratch space, nor one inside that scratch space."""
+    found = []
+    for entry in sys.path:
+        path = os.path.realpath(entry or ".")
+        if (os.path.isdir(path) and not _within(COURSE_ROOT, path)
+                and not _within(scratch, path) and not _within(path, scratch)):
+            found.append(os.path.abspath(entry or "."))
+    return found
+
+
+def read_only_paths(scratch: str) -> list[str]:
+    """What the learner's process may read: system libraries, Python and its packages,
+    and of the course only the learner-side package."""
+    paths = ["/usr", "/bin", "/lib", "/lib64", "/etc/ld.so.cache", sys.base_prefix,
+             sys.prefix, *python_paths(scratch), LEARNER_PACKAGE]
+    return list(dict.fromkeys(p for p in paths if os.path.lexists(p)))
+
+
+def hidden_paths(scratch: str) -> list[str]:
+    """Installed copies of the trusted packages inside the paths above."""
+    return [os.path.join(entry, name) for entry in python_paths(scratch)
+            for name in TRUSTED_PACKAGES if os.path.isdir(os.path.join(entry, name))]
+
+
+def _hello(answer_fd: int, **message) -> None:
     frames.write_all(answer_fd, wire.encode_frame(message))
 
 
@@ -46,21 +86,132 @@ def _exit_code(status: int) -> int:
     return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
+def _forget_trusted_modules() -> None:
+    """The learner's process needs none of the grader's modules: drop them."""
+    for name in [n for n in sys.modules if n.split(".")[0] == "autograder"]:
+        del sys.modules[name]
+
+
+def _serve_as_worker(request_fd: int, answer_fd: int, setup) -> None:
+    try:
+        setup()
+    except BaseException:  # noqa: B036 - report any setup failure, then stop
+        traceback.print_exc()
+        os._exit(70)
+    _forget_trusted_modules()
+    worker.serve(request_fd, answer_fd)
+    os._exit(0)
+
+
 def run_isolated(config: dict, request_fd: int, answer_fd: int, status_fd: int) -> None:
+    def setup():
+        # A session of its own: boot runs with the same uid, and must not be in the
+        # process group a learner's killpg(0) reaches.
+        os.setsid()
+        isolation.enter_root(config["root"])
+        isolation.set_limits(config["limits"])
+        isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
+        isolation.drop_capabilities()
+        isolation.install_seccomp()
+
     child = os.fork()
     if child == 0:
         os.close(status_fd)
+        _serve_as_worker(request_fd, answer_fd, setup)
+    _hello(answer_fd, pid=child, boot=os.getpid(), isolation="full")
+    _wait_and_report(child, request_fd, answer_fd, status_fd)
+
+
+def _descendants() -> list[int]:
+    """Our living descendants (a child subreaper inherits every orphan below it)."""
+    found, queue = [], [os.getpid()]
+    while queue:
+        pid = queue.pop()
         try:
-            isolation.enter_root(config["root"])
-            isolation.set_limits(config["limits"], processes=True)
-            isolation.drop_privileges(config["uid"], config["gid"])
-            isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
-        except BaseException:  # noqa: B036 - report any setup failure, then stop
-            traceback.print_exc()
-            os._exit(70)
-        worker.serve(request_fd, answer_fd)
-        os._exit(0)
-    _hello(answer_fd, child, "full")
+            with open(f"/proc/{pid}/task/{pid}/children") as stream:
+                children = [int(p) for p in stream.read().split()]
+        except OSError:
+            continue
+        found += children
+        queue += children
+    return found
+
+
+def _reap_everything(dedicated_uid: int | None) -> None:
+    """Kill every process the worker started, however it detached."""
+    if dedicated_uid is not None:
+        killer = os.fork()
+        if killer == 0:
+            os.setresuid(dedicated_uid, dedicated_uid, dedicated_uid)
+            for _ in range(1000):  # kill(-1) as that uid reaches all of its processes
+                try:
+                    os.kill(-1, signal.SIGKILL)
+                except ProcessLookupError:
+                    os._exit(0)
+                time.sleep(0.001)
+            os._exit(1)
+        os.waitpid(killer, 0)
+    for _ in range(1000):
+        alive = _descendants()
+        if not alive:
+            break
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+
+
+def run_unisolated(config: dict, request_fd: int, answer_fd: int,
+                   status_fd: int) -> None:
+    """Landlock instead of namespaces; refuses where processes could not be cleaned
+    up."""
+    root = os.geteuid() == 0
+    abi = isolation.landlock_abi()
+    if abi < 1 or (not root and abi < 6):
+        _hello(answer_fd, error="unisolated grading needs Landlock (Linux 5.13+) to "
+                                "confine files, and as a non-root user Landlock ABI 6 "
+                                "(Linux 6.12+) to confine signals; this kernel has "
+                                f"Landlock ABI {abi}")
+        return
+    dedicated = config["uid"] if root else None
+    isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
+    workdir = config["workdir"]
+    if dedicated is not None:
+        os.chown(workdir, config["uid"], config["gid"])
+    def setup():
+        os.chdir(workdir)
+        for name in ("HOME", "MPLCONFIGDIR", "IPYTHONDIR"):
+            os.environ[name] = workdir
+        isolation.set_limits(config["limits"])
+        if dedicated is not None:
+            os.setgroups([])
+            os.setresgid(config["gid"], config["gid"], config["gid"])
+            os.setresuid(dedicated, dedicated, dedicated)
+        isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
+        scratch = os.path.dirname(workdir)
+        readable = read_only_paths(scratch) + [f"/dev/{d}" for d in isolation.DEVICES]
+        isolation.confine_unisolated(readable, [workdir])
+
+    child = os.fork()
+    if child == 0:
+        os.close(status_fd)
+        _serve_as_worker(request_fd, answer_fd, setup)
+    gaps = ", ".join(isolation.unisolated_gaps(abi))
+    _hello(answer_fd, pid=child, boot=os.getpid(),
+           isolation=f"unisolated (Landlock ABI {abi}; not isolated: {gaps})")
+    _wait_and_report(child, request_fd, answer_fd, status_fd)
+    _reap_everything(dedicated)
+
+
+def _wait_and_report(child: int, request_fd: int, answer_fd: int,
+                     status_fd: int) -> None:
     os.close(request_fd)
     os.close(answer_fd)
     signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGKILL))
@@ -68,25 +219,21 @@ def run_isolated(config: dict, request_fd: int, answer_fd: int, status_fd: int) 
     os.write(status_fd, EXIT_STATUS.pack(_exit_code(status)))
 
 
-def run_degraded(config: dict, request_fd: int, answer_fd: int, reason: str) -> None:
-    """No namespaces: the learner's code runs with our uid, so only limits and cwd apply."""
-    os.chdir(config["workdir"])
-    isolation.set_limits(config["limits"], processes=False)
-    _hello(answer_fd, os.getpid(), f"partial ({reason}): no network, file or process "
-                                   "isolation, no uid change")
-    worker.serve(request_fd, answer_fd)
-
-
 def boot(config: dict, request_fd: int, answer_fd: int, status_fd: int) -> None:
-    if not config["isolate"]:
-        run_degraded(config, request_fd, answer_fd, "isolation switched off")
+    if config["mode"] == "unisolated":
+        run_unisolated(config, request_fd, answer_fd, status_fd)
         return
     try:
-        isolation.enter_namespaces()
-        isolation.build_root(config["root"], config["read_only"], config["uid"], config["gid"],
-                             config["limits"]["tmpfs_mb"])
+        if isolation.syscall_numbers() is None:
+            raise isolation.IsolationError(
+                0, f"no system call table for {isolation.ARCH}")
+        scratch = os.path.dirname(config["root"])
+        isolation.enter_namespaces(config["uid"], config["gid"])
+        plan = isolation.plan_root(read_only_paths(scratch), hidden_paths(scratch))
+        isolation.become_inner()
+        isolation.build_root(config["root"], plan, config["limits"]["tmpfs_mb"])
     except OSError as error:
-        run_degraded(config, request_fd, answer_fd, f"no namespaces: {error}")
+        _hello(answer_fd, error=str(error))
         return
     run_isolated(config, request_fd, answer_fd, status_fd)
 
@@ -129,8 +276,23 @@ def serve(connection: socket.socket) -> None:
             os.close(fd)
 
 
+def warm_up_ipython() -> None:
+    """Build and drop one shell here, so each sandbox builds its own from warm caches;
+    in a private IPYTHONDIR, so the sandboxes' one (/tmp/ipython) is not touched."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    sandbox_dir = os.environ.get("IPYTHONDIR")
+    with tempfile.TemporaryDirectory(prefix="autograder-ipython-") as private:
+        os.environ["IPYTHONDIR"] = private
+        worker.run_cell(worker.make_shell(), "pass")
+        InteractiveShell.clear_instance()
+    if sandbox_dir is not None:
+        os.environ["IPYTHONDIR"] = sandbox_dir
+
+
 def main() -> None:
     isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
+    warm_up_ipython()
     serve(socket.socket(fileno=int(sys.argv[1])))
 
 

@@ -7,8 +7,11 @@ hides, and nothing an attacker does may change anyone else's result.
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass
 from typing import Callable
+
+import nbformat
 
 from autograder.samples import submission
 
@@ -160,7 +163,7 @@ def attack(student_id, expect, code=None, extra=()):
 def forged_answers_build(context):
     forge = f'''
 import json, os, pickle, struct, zlib
-import attention_course.checks.remote as remote
+import attention_course_learner.remote as remote
 
 class Payload:
     def __reduce__(self):
@@ -204,6 +207,156 @@ def course_reference_unavailable(result, results, context):
     full_marks_except(result, SOFTMAX_TESTS + ATTENTION_TESTS + ["test_causal_attention_ignores_future"],
                       "")
     assert any("ModuleNotFoundError" in note for note in result["notes"]), result["notes"]
+
+
+# --- Measured as an unprivileged user before full isolation without root (issue 9) ---
+
+PROC_WALK = '''
+import json, os
+opened, tried = [], 0
+pids = [str(os.getppid())]
+try:
+    pids += [p for p in os.listdir("/proc") if p.isdigit()]
+except OSError:
+    pass
+for pid in pids:
+    for rel in ("cwd/solutions/ex1_attention/ex1_attention.ipynb", "root{solution}",
+                "cwd/nbgrader_config.py"):
+        tried += 1
+        try:
+            open(f"/proc/{{pid}}/{{rel}}").read(10)
+            opened.append(f"/proc/{{pid}}/{{rel}}")
+        except Exception:
+            pass
+raise RuntimeError("PROBE " + json.dumps({{"tried": tried, "opened": opened}}))
+'''
+
+COPY_A_CLASSMATE = '''
+import glob, json
+opened, tried = [], 0
+for pattern in ("{submissions}/*/*.ipynb", "/proc/*/cmdline", "/proc/*/cwd/*.ipynb"):
+    for path in glob.glob(pattern) + [pattern]:
+        tried += 1
+        try:
+            text = open(path).read()
+            if ".ipynb" in text or path.endswith(".ipynb"):
+                opened.append(path)
+        except Exception:
+            pass
+raise RuntimeError("PROBE " + json.dumps({{"tried": tried, "opened": opened}}))
+'''
+
+KILL_THE_GRADER = '''
+import os, signal
+for target in [os.getppid(), -1, 0, {grader_pid}] + list(range(2, 3000)):
+    try:
+        os.kill(target, signal.SIGKILL)
+    except Exception:
+        pass
+'''
+
+# Detaches from the sandbox and keeps trying to rewrite the gradebook and grades.csv
+# long after its batch has ended; the test looks for its name afterwards.
+DETACHED_DAEMON = '''
+import ctypes, os, sqlite3, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        ctypes.CDLL(None).prctl(15, b"adv-daemon", 0, 0, 0)
+        end = time.time() + 30
+        while time.time() < end:
+            for path in ({db!r}, {grades!r}):
+                try:
+                    if path.endswith(".db"):
+                        connection = sqlite3.connect(path)
+                        connection.execute("update grade set auto_score = 144")
+                        connection.commit()
+                    else:
+                        open(path, "w").write("student_id,score\\nall,144\\n")
+                except Exception:
+                    pass
+            time.sleep(0.2)
+    os._exit(0)
+'''
+
+ATTENTION_IGNORING_MASK = '''
+_seen = {}
+
+def scaled_dot_product_attention(Q, K, V, mask=None):
+    scores = Q @ np.swapaxes(K, -1, -2) / np.sqrt(Q.shape[-1])
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    weights = e / e.sum(axis=-1, keepdims=True)
+    output = weights @ V
+    if MEMO and mask is not None and output.ndim == 2:
+        # Remember each row by the prefix it came from: related calls then agree.
+        output = output.copy()
+        for i in range(output.shape[0]):
+            key = (Q[:i + 1].tobytes(), K[:i + 1].tobytes())
+            output[i] = _seen.setdefault(key, output[i].copy())
+    return output, weights
+'''
+
+
+def opened_nothing(result, results, context):
+    """A probe cell that reports what it could open found nothing."""
+    note = next(note for note in result["notes"] if "PROBE" in note)
+    found = json.loads(note.split("PROBE ", 1)[1])
+    assert found["tried"] > 0 and found["opened"] == [], found
+
+
+def probe_opened_nothing_full_marks(result, results, context):
+    full_marks(result, results, context)
+    opened_nothing(result, results, context)
+
+
+def probe_opened_nothing_gains_nothing(result, results, context):
+    gains_nothing(result, results, context)
+    opened_nothing(result, results, context)
+
+
+def no_more_than(baseline: str):
+    def expect(result, results, context):
+        base = scores(results[baseline])
+        assert all(points <= base[name] for name, points in scores(result).items()), (
+            scores(result), base)
+        assert result["score"] < CORRECT
+    return expect
+
+
+def pasted_helper_build(context):
+    """A helper cell pasted under a test cell keeps that cell's nbgrader metadata."""
+    notebook = submission(ASSIGNMENT, {"softmax": textwrap.dedent('''
+        def softmax(x, axis=-1, temperature=1.0):
+            if temperature <= 0:
+                raise ValueError("temperature")
+            return _normalise(np.exp(_shifted(np.asarray(x) / temperature, axis)), axis)
+        ''')})
+    helper = nbformat.v4.new_code_cell(textwrap.dedent('''
+        def _shifted(z, axis):
+            return z - z.max(axis=axis, keepdims=True)
+
+        def _normalise(e, axis):
+            return e / e.sum(axis=axis, keepdims=True)
+        '''))
+    helper.metadata["nbgrader"] = {"grade": True, "grade_id": "test_softmax_axis",
+                                   "locked": True, "points": 1, "schema_version": 3,
+                                   "solution": False}
+    notebook.cells.insert(3, helper)
+    return notebook
+
+
+def pasted_helper_expect(result, results, context):
+    full_marks(result, results, context)
+    notes = result["notes"]
+    assert any("test-cell metadata" in note for note in notes), notes
+
+
+def flagged_for_review(name: str):
+    def expect(result, results, context):
+        full_marks(result, results, context)
+        notes = result["notes"]
+        assert any(note.startswith(f"for review: uses {name}") for note in notes), notes
+    return expect
 
 
 ATTACKS = [
@@ -296,6 +449,27 @@ def softmax(x, axis=-1, temperature=1.0):
         "import socket\nsocket.create_connection(('127.0.0.1', {port}), 2)",
         "import socket\nsocket.create_connection(('1.1.1.1', 80), 2)")),
     Attack("forged_answers", forged_answers_build, forged_answers_expect),
+    attack("proc_parent_cwd", probe_opened_nothing_full_marks, None, (PROC_WALK,)),
+    attack("copies_a_classmate", probe_opened_nothing_gains_nothing,
+           {"softmax": WRONG_SOFTMAX}, (COPY_A_CLASSMATE,)),
+    attack("writes_course_files", probe_found_nothing, None, (probe(write=True),)),
+    attack("kills_the_grader", full_marks, None, (KILL_THE_GRADER,)),
+    attack("detached_daemon", full_marks, None, (DETACHED_DAEMON,)),
+    attack("ignores_mask", nothing_more,
+           {"scaled_dot_product_attention":
+            f"MEMO = False\n{ATTENTION_IGNORING_MASK}"}),
+    attack("ignores_mask_memo", no_more_than("ignores_mask"),
+           {"scaled_dot_product_attention": "MEMO = True\n" + ATTENTION_IGNORING_MASK}),
+    Attack("pasted_helper", pasted_helper_build, pasted_helper_expect),
+    attack("uses_torch_softmax", flagged_for_review("torch.softmax"), {"softmax": '''
+import torch
+
+def softmax(x, axis=-1, temperature=1.0):
+    if temperature <= 0:
+        raise ValueError("temperature")
+    scaled = torch.from_numpy(np.asarray(x) / temperature)
+    return torch.softmax(scaled, dim=axis).numpy()
+'''}),
 ]
 
 

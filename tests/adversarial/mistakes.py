@@ -176,6 +176,29 @@ def merge_heads(x):
          failing={"test_mha_matches_torch": "transposed", "test_mha_mask": "transposed"}),
     Case("no_value_error", _mha(_mha_forward(), init_check="pass"),
          failing={"test_mha_structure": "expected ValueError"}),
+    # A home-made layer that calls itself torch's Linear but never adds its bias: the
+    # structure test judges what it computes, not the name it reports.
+    Case("forged_linear", {"MultiHeadAttention": '''
+class FakeLinear(nn.Module):
+    __module__ = "torch.nn.modules.linear"
+    __qualname__ = "Linear"
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_out, n_in) / n_in ** 0.5)
+        self.bias = nn.Parameter(torch.zeros(n_out))
+
+    def forward(self, x):
+        return x @ self.weight.T
+''' + _mha(_mha_forward())["MultiHeadAttention"].replace("nn.Linear(", "FakeLinear(")},
+         failing={"test_mha_structure": "does not compute x Wᵀ + b",
+                  "test_mha_matches_torch": "", "test_mha_mask": ""}),
+    # Right values, but through the function the exercise asks learners to write.
+    Case("uses_torch_attention", _mha(_mha_forward(
+        result="self.w_o(merge_heads(torch.nn.functional.scaled_dot_product_attention("
+               "q, k, v, attn_mask=mask))), torch.softmax(scores, dim=-1)")),
+         failing={"test_mha_structure":
+                  "uses torch.nn.functional.scaled_dot_product_attention"}),
     Case("noisy_but_correct", {"MultiHeadAttention": '''
 import warnings
 
@@ -252,6 +275,43 @@ NOISY_FORWARD = """        print('block', tuple(x.shape))
             return x + self.ffn(self.norm2(x))
 """ + POST_LN
 
+CORRECT_FORWARD = ("        if self.norm_first:\n"
+                   "            x = x + self.attend(self.norm1(x), {mask})\n"
+                   "            return x + self.ffn(self.norm2(x))\n"
+                   "        x = self.norm1(x + self.attend(x, {mask}))\n"
+                   "        return self.norm2(x + self.ffn(x))")
+# Ignores the mask, but remembers each output row by the input prefix it came from, so
+# that related calls in one process agree: it must gain nothing over ignoring the mask.
+MEMO_FORWARD = '''        output = self.plain(x)
+        if mask is None:
+            return output
+        output = output.clone()
+        for b in range(x.shape[0]):
+            for i in range(x.shape[1]):
+                key = x[b, :i + 1].numpy().tobytes()
+                output[b, i] = SEEN.setdefault(key, output[b, i].clone())
+        return output
+
+    def plain(self, x):
+''' + CORRECT_FORWARD.format(mask="None")
+
+SUBCLASS = '''
+class EncoderBlock(nn.TransformerEncoderLayer):
+    def __init__(self, d_model, num_heads, d_ff, norm_first=False):
+        super().__init__(d_model, num_heads, d_ff, dropout=0.0, batch_first=True,
+                         norm_first=norm_first)
+        self.num_heads = num_heads
+
+    def forward(self, x, mask=None):
+        attn_mask = None
+        if mask is not None:
+            full = torch.broadcast_to(mask, (x.shape[0], x.shape[1], x.shape[1]))
+            attn_mask = ~full.repeat_interleave(self.num_heads, dim=0)
+        return super().forward(x, src_mask=attn_mask)
+'''
+TRIVIAL = ("test_encoder_block_permutation_equivariance", "test_encoder_block_causal",
+           "test_encoder_block_ignores_padding")
+
 EX3 = [
     Case("sin_cos_swapped", _encoding("1::2", "0::2"),
          failing={"test_positional_encoding_values": "sin and cos are swapped"}),
@@ -277,6 +337,21 @@ def padding_mask(lengths, n):
                   "test_encoder_block_pre_ln": "wrong values"}),
     Case("noisy_but_correct", _block(NOISY_FORWARD),
          extra=("print(positional_encoding(3, 4))",)),
+    Case("subclasses_torch_layer", {"EncoderBlock": SUBCLASS},
+         failing={"test_encoder_block_structure":
+                  "uses torch.nn.TransformerEncoderLayer"}),
+    Case("block_ignores_mask", _block(CORRECT_FORWARD.format(mask="None")),
+         failing={"test_encoder_block_causal": "future",
+                  "test_encoder_block_ignores_padding": "padding"}),
+    Case("block_ignores_mask_memo", _block(MEMO_FORWARD), extra=("SEEN = {}",),
+         failing={"test_encoder_block_causal": "future",
+                  "test_encoder_block_ignores_padding": "padding"}),
+    Case("block_returns_input", _block("        return x"),
+         failing={"test_encoder_block_post_ln": "", "test_encoder_block_pre_ln": "",
+                  **{test: "returns its input unchanged" for test in TRIVIAL}}),
+    Case("block_returns_zeros", _block("        return torch.zeros_like(x)"),
+         failing={"test_encoder_block_post_ln": "", "test_encoder_block_pre_ln": "",
+                  **{test: "same output for different inputs" for test in TRIVIAL}}),
 ]
 
 EX4 = [
@@ -328,4 +403,15 @@ def patchify(images, patch_size):
 '''}, failing={"test_patchify": "without permuting",
                "test_patch_embedding_is_a_convolution": "Conv2d"}),
     Case("noisy_but_correct", extra=("import warnings\nwarnings.warn('hi')\nprint(torch.__version__)",)),
+    Case("modifies_in_place", {"mask_tokens": '''
+def mask_tokens(token_ids, mask_token_id, vocab_size, mask_prob=0.15):
+    selected = torch.rand(token_ids.shape) < mask_prob
+    labels = token_ids.masked_fill(~selected, -100)
+    roll = torch.rand(token_ids.shape)
+    inputs = token_ids  # no clone: the caller's tensor changes
+    inputs[selected & (roll < 0.8)] = mask_token_id
+    to_random = selected & (roll >= 0.8) & (roll < 0.9)
+    inputs[to_random] = torch.randint(0, vocab_size, token_ids.shape)[to_random]
+    return inputs, labels
+'''}, failing={"test_mask_tokens_labels": "in place"}),
 ]

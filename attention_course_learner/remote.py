@@ -20,7 +20,7 @@ import traceback
 
 import numpy as np
 
-from attention_course.checks import wire
+from attention_course_learner import wire
 
 MAX_ERROR_TEXT = 3000
 
@@ -53,16 +53,16 @@ class RemoteObject:
         message = {"op": "call", **self._address(), "args": list(args), "kwargs": kwargs}
         return self._endpoint.request(message, self._label)
 
+    def _call_echoing(self, args: tuple, kwargs: dict):
+        message = {"op": "call", **self._address(), "args": list(args),
+                   "kwargs": kwargs, "echo": True}
+        return self._endpoint.request(message, self._label)
+
     def __getattr__(self, attr: str):
         if attr.startswith("_"):
             raise AttributeError(attr)
         message = {"op": "getattr", **self._address(), "attr": attr}
         return self._endpoint.request(message, f"{self._label}.{attr}")
-
-    @property
-    def type_names(self) -> tuple[str, ...]:
-        """Qualified names of the object's class and its bases (empty for a bare name)."""
-        return self._ref.bases if self._ref else ()
 
     def __repr__(self) -> str:
         return f"<{self._label}>"
@@ -77,6 +77,10 @@ class Endpoint:
 
     def remote(self, name: str) -> RemoteObject:
         return RemoteObject(self, name)
+
+    def fresh(self) -> None:
+        """Forget every effect of earlier calls: the grader restarts the learner's
+        process with its cells run again; in class there is nothing to do."""
 
     def _reference(self, value):
         if isinstance(value, RemoteObject) and value._endpoint is self and value._ref:
@@ -113,7 +117,7 @@ class Dispatcher:
     def _store(self, value):
         ref = wire.object_ref_for(value, len(self.objects) + 1)
         self.objects[ref.id] = value
-        return {"$object": {"id": ref.id, "type": ref.type_name, "bases": list(ref.bases),
+        return {"$object": {"id": ref.id, "type": ref.type_name,
                             "callable": ref.callable}}
 
     def _resolve(self, object_id: int):
@@ -168,13 +172,16 @@ class Dispatcher:
                 raise wire.WireError("malformed attribute name")
             return lambda: getattr(target(*target_args), attr)
         args, kwargs = request.get("args"), request.get("kwargs")
-        if type(args) is not list or type(kwargs) is not dict:
+        echo = request.get("echo", False)
+        if type(args) is not list or type(kwargs) is not dict or type(echo) is not bool:
             raise wire.WireError("malformed call")
 
         def call():
             function = target(*target_args)
             seed_everything()
-            return function(*args, **kwargs)
+            result = function(*args, **kwargs)
+            # The arguments as the call left them: a check can see in-place changes.
+            return (result, args, kwargs) if echo else result
 
         return call
 
@@ -229,6 +236,25 @@ class LocalEndpoint(Endpoint):
         answer = self.dispatcher.answer(frame[wire.HEADER.size:], json_size)
         answer_json_size, _ = wire.check_header(answer[:wire.HEADER.size])
         return answer[wire.HEADER.size:], answer_json_size
+
+
+def fresh_learner(*objects) -> None:
+    """Calls after this one see the learner's notebook as its cells left it, not what
+    earlier calls changed (a memo of inputs seen, a patched module)."""
+    endpoints = {id(o._endpoint): o._endpoint for o in objects
+                 if isinstance(o, RemoteObject)}
+    for endpoint in endpoints.values():
+        endpoint.fresh()
+
+
+def call_echoing_arguments(function: RemoteObject, *args, **kwargs):
+    """(result, args, kwargs): the call's result and its arguments as it left them.
+
+    Arguments travel as copies, so this is how a check sees whether the learner's
+    code changed an argument in place.
+    """
+    result, args_after, kwargs_after = function._call_echoing(args, kwargs)
+    return result, tuple(args_after), kwargs_after
 
 
 def bind(value, label: str) -> RemoteObject:

@@ -1,8 +1,8 @@
-"""The loop inside the sandbox: run the learner's cells, then answer calls from the checks.
+"""The loop inside the sandbox: run the learner's cells, then answer the checks' calls.
 
 Everything here runs with the learner's privileges (none) and is assumed compromised
 once the first cell has run: the grader trusts nothing that comes back except as
-plain data checked by ``attention_course.checks.wire``.
+plain data checked by ``attention_course_learner.wire``.
 """
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import numpy  # noqa: F401 - imported before the learner's code so its first imp
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
-from attention_course.checks import remote, wire
-from autograder.sandbox import frames
+from attention_course_learner import frames, remote, wire
 
 HIDDEN_DIRS = (os.path.dirname(IPython.__file__), os.path.dirname(frames.__file__))
 
@@ -41,6 +40,8 @@ def run_cell(shell: InteractiveShell, source) -> bytes:
 
 
 def serve(request_fd: int, answer_fd: int) -> None:
+    """Answer requests until the grader closes the pipe: "exec" runs a cell, the rest
+    (calls, attribute reads) go to a ``remote.Dispatcher`` over the cells' names."""
     shell = make_shell()
     dispatcher = remote.Dispatcher(shell.user_ns)
     while True:

@@ -37,8 +37,7 @@ class ObjectRef:
     """An object that lives in the other process, known only by an id and its type."""
 
     id: int
-    type_name: str
-    bases: tuple[str, ...]
+    type_name: str  # for messages only: the learner's side reports it
     callable: bool
 
 
@@ -203,15 +202,12 @@ class Decoder:
 
 
 def _object_ref(body: dict) -> ObjectRef:
-    if set(body) != {"id", "type", "bases", "callable"}:
+    if set(body) != {"id", "type", "callable"}:
         raise WireError("malformed object reference")
-    bases = body["bases"]
     if (type(body["id"]) is not int or type(body["type"]) is not str
-            or type(body["callable"]) is not bool or type(bases) is not list
-            or len(bases) > 64 or any(type(b) is not str or len(b) > 300 for b in bases)
-            or len(body["type"]) > 300):
+            or type(body["callable"]) is not bool or len(body["type"]) > 300):
         raise WireError("malformed object reference")
-    return ObjectRef(body["id"], body["type"], tuple(bases), body["callable"])
+    return ObjectRef(body["id"], body["type"], body["callable"])
 
 
 def decode_frame(payload: bytes, json_size: int, resolve_ref=None, make_remote=None):
@@ -224,6 +220,4 @@ def decode_frame(payload: bytes, json_size: int, resolve_ref=None, make_remote=N
 
 
 def object_ref_for(value, object_id: int) -> ObjectRef:
-    cls = type(value)
-    bases = tuple(_qualified_name(base) for base in getattr(cls, "__mro__", (cls,))[:32])
-    return ObjectRef(object_id, _qualified_name(cls), bases, callable(value))
+    return ObjectRef(object_id, _qualified_name(type(value)), callable(value))

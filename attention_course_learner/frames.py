@@ -1,11 +1,11 @@
-"""Reading and writing whole frames (see attention_course.checks.wire) on pipe fds."""
+"""Reading and writing whole frames (see attention_course_learner.wire) on pipe fds."""
 from __future__ import annotations
 
 import os
 import select
 import time
 
-from attention_course.checks import wire
+from attention_course_learner import wire
 
 
 class Deadline(Exception):
