@@ -68,14 +68,15 @@ class TinyBert(nn.Module):
         positions = torch.arange(ids.shape[1], device=ids.device)
         return self.dropout(self.embedding_norm(self.token_embedding(ids) + self.position_embedding(positions)))
 
-    def encode(self, ids: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, n) ids -> (B, n, d_model). No causal mask: every token may attend to every token.
 
-        ``attend`` (B, n) says which tokens may be attended to; by default every token
-        that is not [PAD] (chapter 6 also uses it to hide a word from all the others).
+        ``mask`` (boolean, True = may attend, broadcastable to (B, heads, n, n)) replaces
+        the padding mask; chapter 6 passes ``hidden_edges(...)`` to cut chosen edges.
         """
         x = self.embed(ids)
-        mask = padding_mask(ids, self.pad_id) if attend is None else attend[:, None, None, :]
+        if mask is None:
+            mask = padding_mask(ids, self.pad_id)
         for layer in self.layers:
             x = layer(x, mask)
         return x
@@ -84,13 +85,30 @@ class TinyBert(nn.Module):
         """(B, n, vocab_size): a guess for the original token at every position."""
         return self.mlm_head(self.encode(ids))
 
-    def forward(self, ids: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, num_classes) logits from the final vector of [CLS], the first token."""
-        return self.classifier(self.encode(ids, attend)[:, 0])
+        return self.classifier(self.encode(ids, mask)[:, 0])
 
     def attention_maps(self) -> list[torch.Tensor]:
         """Each layer's weights from the last forward pass, (B, heads, n, n)."""
         return [layer.attention_weights for layer in self.layers]
+
+
+def hidden_edges(ids: torch.Tensor, pad_id: int, queries: torch.Tensor,
+                 keys: torch.Tensor) -> torch.Tensor:
+    """An attention mask that cuts every edge from a query in ``queries`` to a key in ``keys``.
+
+    ``queries`` and ``keys`` are (B, n) booleans over the positions of ``ids``. The result
+    is (B, 1, n, n), True = may attend, with padding hidden as usual. Running a model
+    with it is an intervention: nothing else changes, so any change in the output is
+    caused by what those edges carried.
+    """
+    allowed = padding_mask(ids, pad_id).expand(-1, 1, ids.shape[1], -1)
+    allowed = allowed & ~(queries[:, None, :, None] & keys[:, None, None, :])
+    real = ids != pad_id
+    if not allowed[:, 0].any(-1)[real].all():
+        raise ValueError("every key of some query is hidden: its softmax would be undefined")
+    return allowed
 
 
 # ---------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """BERT's masking rule, the tiny encoder, and the generated reviews."""
 import random
 
+import pytest
 import torch
 
 from attention_course.bert import (
-    IGNORE_INDEX, POSITIVE, SHOWCASE, TinyBert, bag_of_words, encode_reviews, is_held_out, mask_tokens,
-    negation_pairs, random_review, review_corpus, review_vocab,
+    IGNORE_INDEX, POSITIVE, SHOWCASE, TinyBert, bag_of_words, encode_reviews, hidden_edges,
+    is_held_out, mask_tokens, negation_pairs, random_review, review_corpus, review_vocab,
 )
 
 
@@ -52,16 +53,29 @@ def test_tiny_bert_is_bidirectional_and_ignores_padding():
         assert len(model.attention_maps()) == 2
 
 
-def test_tiny_bert_attend_hides_a_token_from_every_query():
+def test_hidden_edges_cut_only_the_chosen_edges():
     torch.manual_seed(1)
     vocab = review_vocab()
     model = TinyBert(len(vocab), vocab["[PAD]"], max_len=20).eval()
-    ids = encode_reviews(vocab, ["The film was not dull."])
-    attend = ids != vocab["not"]
+    ids = encode_reviews(vocab, ["The film was not dull.", "The film was dull."])
+    is_not = ids == vocab["not"]
+    is_cls = torch.zeros_like(is_not)
+    is_cls[:, 0] = True
     with torch.no_grad():
-        model(ids, attend=attend)
+        model(ids, hidden_edges(ids, vocab["[PAD]"], is_cls, is_not))
     column = ids[0].tolist().index(vocab["not"])
-    assert all((w[..., column] == 0).all() for w in model.attention_maps())
+    for weights in model.attention_maps():
+        assert (weights[0, :, 0, column] == 0).all(), "[CLS] no longer reads 'not'"
+        assert (weights[0, :, 1:, column] > 0).all(), "every other query still may"
+        assert (weights[1, ..., -1] == 0).all(), "padding stays hidden"
+
+
+def test_hidden_edges_refuse_to_hide_every_key_of_a_query():
+    vocab = review_vocab()
+    ids = encode_reviews(vocab, ["The film was dull."])
+    everything = torch.ones_like(ids, dtype=torch.bool)
+    with pytest.raises(ValueError, match="every key"):
+        hidden_edges(ids, vocab["[PAD]"], everything, everything)
 
 
 def test_review_labels_follow_the_last_clause_and_its_negation():
