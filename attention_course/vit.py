@@ -3,9 +3,10 @@
 Chapter 8 trains it on scikit-learn's 8×8 digits. The encoder is the shared
 ``EncoderLayer`` (pre-LN) from ``transformer.py``; what is new is only the way the
 input becomes a sequence: :func:`patchify` cuts the image into square patches, a
-linear layer embeds each patch, a learned [CLS] token is prepended and learned
-positional embeddings are added. :func:`attention_rollout` (Abnar & Zuidema, 2020)
-follows attention through all layers.
+linear layer embeds each patch (the paper's Eq. 1), a learned [CLS] token is prepended
+and learned positional embeddings are added. :func:`patch_embedding_as_conv` builds
+the convolution that many implementations use instead, with the same weights.
+:func:`attention_rollout` (Abnar & Zuidema, 2020) follows attention through all layers.
 """
 from __future__ import annotations
 
@@ -38,6 +39,22 @@ def unpatchify(patches: torch.Tensor, patch_size: int, image_size: tuple[int, in
     batch = patches.shape[0]
     grid = patches.reshape(batch, height // p, width // p, channels, p, p).permute(0, 3, 1, 4, 2, 5)
     return grid.reshape(batch, channels, height, width)
+
+
+def patch_embedding_as_conv(linear: nn.Linear, patch_size: int, channels: int = 1) -> nn.Conv2d:
+    """The convolution that computes ``linear(patchify(images, patch_size))``.
+
+    A convolution with kernel size and stride ``patch_size`` sees each patch exactly
+    once; its kernel for output feature ``d`` is row ``d`` of the linear weight,
+    reshaped to (channels, p, p). Its output (B, d_model, H/p, W/p), flattened over
+    the grid and transposed, is the linear patch embedding.
+    """
+    p = patch_size
+    conv = nn.Conv2d(channels, linear.out_features, kernel_size=p, stride=p)
+    with torch.no_grad():
+        conv.weight.copy_(linear.weight.reshape(linear.out_features, channels, p, p))
+        conv.bias.copy_(linear.bias)
+    return conv
 
 
 class TinyViT(nn.Module):

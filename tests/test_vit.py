@@ -3,7 +3,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attention_course.vit import TinyViT, attention_rollout, patchify, unpatchify
+from attention_course.vit import (
+    TinyViT,
+    attention_rollout,
+    patch_embedding_as_conv,
+    patchify,
+    unpatchify,
+)
 
 
 @pytest.mark.parametrize("shape, p", [((2, 1, 8, 8), 2), ((3, 3, 12, 16), 4), ((1, 2, 6, 6), 3)])
@@ -24,6 +30,17 @@ def test_patchify_orders_patches_row_by_row():
 def test_patchify_rejects_sizes_not_divisible_by_the_patch():
     with pytest.raises(ValueError, match="divisible"):
         patchify(torch.zeros(1, 1, 7, 8), 2)
+
+
+@pytest.mark.parametrize("channels, p", [(1, 2), (3, 4)])
+def test_patch_embedding_as_conv_is_the_linear_map(channels, p):
+    torch.manual_seed(3)
+    linear = torch.nn.Linear(channels * p * p, 8)
+    x = torch.randn(2, channels, 4 * p, 2 * p)
+    conv = patch_embedding_as_conv(linear, p, channels)
+    with torch.no_grad():
+        as_conv = conv(x).flatten(2).transpose(1, 2)
+        torch.testing.assert_close(as_conv, linear(patchify(x, p)))
 
 
 def test_vit_shapes_and_attention_maps():
