@@ -1,9 +1,10 @@
 """Claims that print how close they came.
 
-A chapter states a measured result as ``claim("held-out accuracy", acc, at_least=0.95)``.
-It prints the value next to what it needs ("held-out accuracy 0.973, needs ≥ 0.95"),
-and fails like an ``assert`` when the value misses. The printed margin tells a reader
-how firm the claim is; a claim that only just holds on one machine is an anecdote.
+A chapter states a measured result as
+``claim("held-out accuracy", acc, at_least=0.95)``. It prints the value next to what
+it needs ("held-out accuracy 0.973, needs ≥ 0.95"), and fails like an ``assert`` when
+the value misses. The printed margin tells a reader how firm the claim is; a claim
+that only just holds on one machine is an anecdote.
 
 When the environment variable ``COURSE_CLAIMS_LOG`` names a file, every claim is also
 appended there as one JSON line, which is how ``make claims`` collects the tightest
@@ -36,7 +37,7 @@ def _number(value: float) -> str:
 
 
 def relative_margin(value: float, bound: float, kind: str) -> float:
-    """How far ``value`` is inside its bound, as a fraction of the bound (< 0: outside)."""
+    """How far ``value`` is inside its bound, as a fraction of it (< 0: outside)."""
     gap = value - bound if kind in ("at_least", "above") else bound - value
     return gap / abs(bound) if bound != 0 else gap
 

@@ -1,7 +1,7 @@
 """A tiny GPT: causal self-attention, sampling with temperature and top-k, a KV cache.
 
-Chapter 7 trains :class:`TinyGPT` on a small generated corpus (:func:`ai_corpus`). A GPT
-block is the shared pre-LN ``EncoderLayer`` run under a causal mask: there is no
+Chapter 7 trains :class:`TinyGPT` on a small generated corpus (:func:`ai_corpus`). A
+GPT block is the shared pre-LN ``EncoderLayer`` run under a causal mask: there is no
 cross-attention, so nothing else is needed. :meth:`TinyGPT.forward_cached` runs the
 same layers one new token at a time, keeping every layer's keys and values in a
 :class:`KVCache`; :func:`generate` decodes with or without it.
@@ -21,7 +21,8 @@ from torch import nn
 
 from attention_course.plotting import figure_to_png
 from attention_course.text import WordVocab, tokenize
-from attention_course.transformer import EncoderLayer, attention, causal_mask, merge_heads, residual, split_heads
+from attention_course.transformer import (EncoderLayer, attention, causal_mask,
+                                          merge_heads, residual, split_heads)
 from attention_course.widgets import FrameSlider, default_temperatures
 
 SPECIALS = ("[PAD]", "[BOS]", "[EOS]")
@@ -32,35 +33,42 @@ SPECIALS = ("[PAD]", "[BOS]", "[EOS]")
 # ---------------------------------------------------------------------------
 
 
-def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
-    """The distribution the next token is drawn from: softmax(logits / T) over the top_k largest logits.
+def next_token_probs(logits: torch.Tensor, temperature: float = 1.0,
+                     top_k: int | None = None) -> torch.Tensor:
+    """The next token's distribution: softmax(logits / T) over the top_k largest logits.
 
-    ``temperature = 0`` is the limit T -> 0: all probability on the largest logit (greedy).
-    Logits outside the ``top_k`` largest get probability 0; the rest are renormalised.
+    ``temperature = 0`` is the limit T -> 0: all probability on the largest logit
+    (greedy). Logits outside the ``top_k`` largest get probability 0; the rest are
+    renormalised.
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if top_k is not None:
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
-        kth_largest = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+        k = min(top_k, logits.shape[-1])
+        kth_largest = logits.topk(k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth_largest, float("-inf"))
     if temperature == 0:
-        return nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+        greedy = nn.functional.one_hot(logits.argmax(-1), logits.shape[-1])
+        return greedy.to(logits.dtype)
     return torch.softmax(logits / temperature, dim=-1)
 
 
-def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+def sample_next_token(logits: torch.Tensor, temperature: float = 1.0,
+                      top_k: int | None = None,
                       generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, V) logits -> (B,) token ids drawn from :func:`next_token_probs`.
 
-    ``temperature = 0`` (or ``top_k = 1``) is greedy decoding: the argmax, no randomness.
+    ``temperature = 0`` (or ``top_k = 1``) is greedy decoding: the argmax, no
+    randomness.
     """
     if temperature == 0 or top_k == 1:
         return logits.argmax(-1)
     probs = next_token_probs(logits, temperature, top_k)
     if generator is not None and generator.device != probs.device:
-        return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(probs.device)
+        drawn = torch.multinomial(probs.cpu(), 1, generator=generator)
+        return drawn.squeeze(-1).to(probs.device)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
@@ -82,29 +90,35 @@ class KVCache:
 
 
 class TinyGPT(nn.Module):
-    """Token + learned position embeddings, pre-LN layers under a causal mask, a final LayerNorm, logits."""
+    """Token + learned position embeddings, causal pre-LN layers, LayerNorm, logits."""
 
-    def __init__(self, vocab_size: int, d_model: int = 64, num_heads: int = 4, d_ff: int = 256,
-                 num_layers: int = 2, max_len: int = 24, dropout: float = 0.0):
+    def __init__(self, vocab_size: int, d_model: int = 64, num_heads: int = 4,
+                 d_ff: int = 256, num_layers: int = 2, max_len: int = 24,
+                 dropout: float = 0.0):
         super().__init__()
         self.max_len = max_len
         self.token_embedding = nn.Embedding(vocab_size, d_model)
         self.position_embedding = nn.Embedding(max_len, d_model)
         self.layers = nn.ModuleList(
-            EncoderLayer(d_model, num_heads, d_ff, dropout, norm_first=True) for _ in range(num_layers)
+            EncoderLayer(d_model, num_heads, d_ff, dropout, norm_first=True)
+            for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(d_model)
         self.lm_head = nn.Linear(d_model, vocab_size)
 
     def embed(self, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """Token plus position embeddings for ids that sit at positions start, start + 1, …"""
+        """Token plus position embeddings for ids at positions start, start + 1, …"""
         if start + ids.shape[1] > self.max_len:
-            raise ValueError(f"positions up to {start + ids.shape[1]} exceed max_len={self.max_len}")
+            raise ValueError(f"positions up to {start + ids.shape[1]}"
+                             f" exceed max_len={self.max_len}")
         positions = torch.arange(start, start + ids.shape[1], device=ids.device)
         return self.token_embedding(ids) + self.position_embedding(positions)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """(B, n) ids -> (B, n, V) logits; position i's logits predict token i + 1 from tokens 0..i."""
+        """(B, n) ids -> (B, n, V) logits.
+
+        Position i's logits predict token i + 1 from tokens 0..i.
+        """
         x = self.embed(ids)
         mask = causal_mask(ids.shape[1], device=ids.device)
         for layer in self.layers:
@@ -112,24 +126,28 @@ class TinyGPT(nn.Module):
         return self.lm_head(self.norm(x))
 
     def forward_cached(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Logits for new tokens only, reusing (and extending) the cached keys and values.
+        """Logits for new tokens only; reuses (and extends) the cached keys and values.
 
         The new tokens' queries attend to the cached keys plus their own; they may see
         every cached position, and among themselves the causal mask applies.
         """
         start = cache.length
         x = self.embed(ids, start)
-        mask = causal_mask(start + ids.shape[1], device=ids.device)[start:]  # rows: the new positions
+        # the causal mask's rows for the new positions only
+        mask = causal_mask(start + ids.shape[1], device=ids.device)[start:]
         for index, layer in enumerate(self.layers):
-            x = residual(x, lambda h: self._cached_attention(layer, h, cache, index, mask),
-                         layer.norm1, layer.dropout, layer.norm_first)
+            def cached_attention(h):
+                return self._cached_attention(layer, h, cache, index, mask)
+            x = residual(x, cached_attention, layer.norm1, layer.dropout,
+                         layer.norm_first)
             x = residual(x, layer.ffn, layer.norm2, layer.dropout, layer.norm_first)
         return self.lm_head(self.norm(x))
 
     @staticmethod
     def _cached_attention(layer: EncoderLayer, h, cache: KVCache, index: int, mask):
         mha = layer.self_attn
-        q, k, v = (split_heads(proj(h), mha.num_heads) for proj in (mha.w_q, mha.w_k, mha.w_v))
+        projections = (mha.w_q, mha.w_k, mha.w_v)
+        q, k, v = (split_heads(proj(h), mha.num_heads) for proj in projections)
         if index < len(cache.keys):
             k = torch.cat([cache.keys[index], k], dim=2)
             v = torch.cat([cache.values[index], v], dim=2)
@@ -151,21 +169,24 @@ class Generation:
 
 
 @torch.no_grad()
-def generate(model: TinyGPT, prompt: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-             top_k: int | None = None, use_cache: bool = True,
+def generate(model: TinyGPT, prompt: torch.Tensor, max_new_tokens: int,
+             temperature: float = 1.0, top_k: int | None = None, use_cache: bool = True,
              generator: torch.Generator | None = None) -> Generation:
     """Extend (B, n) prompts token by token.
 
-    Without the cache, every step runs the whole sequence so far through the model and
-    keeps only the last position's logits. With it, the prompt runs once and then each
-    step feeds just the newest token.
+    Without the cache, every step runs the whole sequence so far through the model
+    and keeps only the last position's logits. With it, the prompt runs once and
+    then each step feeds just the newest token.
     """
     model.eval()
     tokens, step_logits = prompt, []
     cache = KVCache() if use_cache else None
     new = prompt
     for _ in range(max_new_tokens):
-        logits = model.forward_cached(new, cache)[:, -1] if use_cache else model(tokens)[:, -1]
+        if use_cache:
+            logits = model.forward_cached(new, cache)[:, -1]
+        else:
+            logits = model(tokens)[:, -1]
         step_logits.append(logits)
         new = sample_next_token(logits, temperature, top_k, generator)[:, None]
         tokens = torch.cat([tokens, new], dim=1)
@@ -187,8 +208,10 @@ TRAITS = {
 }
 #: what can follow "… is its <trait>"
 CONTINUATIONS = {
-    "ability": ("to learn from data", "to help people", "to find patterns", "to translate languages"),
-    "potential": ("to help people", "to change medicine", "to save time", "to change the world"),
+    "ability": ("to learn from data", "to help people", "to find patterns",
+                "to translate languages"),
+    "potential": ("to help people", "to change medicine", "to save time",
+                  "to change the world"),
     "hunger": ("for energy", "for data"),
 }
 
@@ -196,8 +219,9 @@ CONTINUATIONS = {
 def ai_sentence(rng: random.Random) -> str:
     """'the best thing about ai is its ability to learn from data .' and its relatives.
 
-    Half the sentences are about the best thing about AI; the rest about its worst thing or
-    about other subjects, so the model must read both 'best' and 'ai' to predict the trait.
+    Half the sentences are about the best thing about AI; the rest about its worst
+    thing or about other subjects, so the model must read both 'best' and 'ai' to
+    predict the trait.
     """
     if rng.random() < 0.5:
         subject, kind = "ai", "best"
@@ -218,9 +242,11 @@ def corpus_vocab(sentences) -> WordVocab:
     return WordVocab.from_texts(sentences, SPECIALS)
 
 
-def encode_sentences(vocab: WordVocab, sentences, length: int | None = None) -> torch.Tensor:
+def encode_sentences(vocab: WordVocab, sentences,
+                     length: int | None = None) -> torch.Tensor:
     """'[BOS] words … [EOS]' per sentence, right-padded with [PAD]: (B, n)."""
-    return vocab.batch([["[BOS]", *tokenize(s), "[EOS]"] for s in sentences], pad="[PAD]", length=length)
+    sequences = [["[BOS]", *tokenize(s), "[EOS]"] for s in sentences]
+    return vocab.batch(sequences, pad="[PAD]", length=length)
 
 
 def encode_prompt(vocab: WordVocab, text: str) -> torch.Tensor:
@@ -229,7 +255,7 @@ def encode_prompt(vocab: WordVocab, text: str) -> torch.Tensor:
 
 
 def decode_text(vocab: WordVocab, ids) -> str:
-    """The words of one generated sequence, without [BOS] and stopping at the first [EOS]."""
+    """The words of one generated sequence, without [BOS], up to the first [EOS]."""
     words = []
     for token in vocab.decode(ids):
         if token == "[EOS]":
@@ -240,7 +266,7 @@ def decode_text(vocab: WordVocab, ids) -> str:
 
 
 def next_word_counts(sentences, prompt: str) -> Counter:
-    """How often each word follows ``prompt`` at the start of a sentence in the corpus."""
+    """How often each word follows ``prompt`` at the start of a corpus sentence."""
     prefix = tokenize(prompt)
     counts = Counter()
     for sentence in sentences:
@@ -256,36 +282,46 @@ def next_word_counts(sentences, prompt: str) -> Counter:
 
 
 def sampling_temperatures() -> np.ndarray:
-    """0 (greedy decoding), then chapter 1's 25 temperatures from 0.05 to 20 (1 among them)."""
+    """0 (greedy), then chapter 1's 25 temperatures from 0.05 to 20 (1 among them)."""
     return np.concatenate([[0.0], default_temperatures()])
 
 
-def next_token_frame_html(probs: np.ndarray, tokens, temperature: float, title: str) -> str:
+def next_token_frame_html(probs: np.ndarray, tokens, temperature: float,
+                          title: str) -> str:
     """One slider frame: a bar chart of the largest probabilities, as an inline PNG."""
     fig, ax = plt.subplots(figsize=(5.2, 2.8))
     colors = ["tab:orange" if i == 0 else "tab:blue" for i in range(len(tokens))]
     ax.bar(range(len(tokens)), probs, color=colors)
-    ax.set_xticks(range(len(tokens)), tokens, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_xticks(range(len(tokens)), tokens, rotation=45, ha="right",
+                  rotation_mode="anchor")
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
     label = "T = 0 (greedy)" if temperature == 0 else f"T = {temperature:g}"
     ax.set_title(f"{title}\n{label}", fontsize=10)
     png = base64.b64encode(figure_to_png(fig)).decode("ascii")
     return (f'<div class="next-token-frame" data-temperature="{temperature:g}">'
-            f'<img alt="next-token distribution at {html.escape(label)}" src="data:image/png;base64,{png}"/></div>')
+            f'<img alt="next-token distribution at {html.escape(label)}"'
+            f' src="data:image/png;base64,{png}"/></div>')
 
 
-def next_token_slider(logits: torch.Tensor, vocab: WordVocab, title: str, temperatures=None, shown: int = 10):
-    """A FrameSlider over temperatures showing softmax(logits / T) for the ``shown`` likeliest tokens.
+def next_token_slider(logits: torch.Tensor, vocab: WordVocab, title: str,
+                      temperatures=None, shown: int = 10):
+    """A FrameSlider over T: softmax(logits / T) for the ``shown`` likeliest tokens.
 
-    Returns (slider, probs) where probs is (len(temperatures), shown): the bars of every frame.
+    Returns (slider, probs) where probs is (len(temperatures), shown): the bars of
+    every frame.
     """
-    temperatures = sampling_temperatures() if temperatures is None else np.asarray(temperatures, dtype=float)
+    if temperatures is None:
+        temperatures = sampling_temperatures()
+    else:
+        temperatures = np.asarray(temperatures, dtype=float)
     order = logits.argsort(descending=True)[:shown].cpu()
     tokens = vocab.decode(order)
-    probs = np.stack([next_token_probs(logits.cpu(), float(t))[order].numpy() for t in temperatures])
-    frames = [next_token_frame_html(p, tokens, t, title) for p, t in zip(probs, temperatures)]
+    probs = np.stack([next_token_probs(logits.cpu(), float(t))[order].numpy()
+                      for t in temperatures])
+    frames = [next_token_frame_html(p, tokens, t, title)
+              for p, t in zip(probs, temperatures)]
     start = int(np.argmin(np.abs(temperatures - 1.0)))
-    slider = FrameSlider([("0 (greedy)" if t == 0 else f"{t:g}") for t in temperatures], frames,
-                         description="T (温度)", start=start)
+    labels = [("0 (greedy)" if t == 0 else f"{t:g}") for t in temperatures]
+    slider = FrameSlider(labels, frames, description="T (温度)", start=start)
     return slider, probs

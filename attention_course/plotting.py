@@ -7,11 +7,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def plot_attention(weights, query_tokens, key_tokens, ax=None, title=None, annotate=True):
+def plot_attention(weights, query_tokens, key_tokens, ax=None, title=None,
+                   annotate=True):
     """Draw attention weights as a heatmap: rows are queries, columns are keys."""
     weights = np.asarray(weights, dtype=float)
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.6 * len(key_tokens) + 2, 0.6 * len(query_tokens) + 1))
+        figsize = (0.6 * len(key_tokens) + 2, 0.6 * len(query_tokens) + 1)
+        _, ax = plt.subplots(figsize=figsize)
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(len(key_tokens)), key_tokens, rotation=45, ha="right")
     ax.set_yticks(range(len(query_tokens)), query_tokens)

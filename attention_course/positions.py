@@ -147,10 +147,12 @@ class PositionalSelfAttention(nn.Module):
     """Causal multi-head self-attention, optionally with RoPE or a relative bias."""
 
     def __init__(self, d_model: int, num_heads: int, rope: bool = False,
-                 relative_bias: RelativePositionBias | None = None, base: float = 10000.0):
+                 relative_bias: RelativePositionBias | None = None,
+                 base: float = 10000.0):
         super().__init__()
         if d_model % num_heads:
-            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+            raise ValueError(f"d_model={d_model} is not divisible by"
+                             f" num_heads={num_heads}")
         self.num_heads, self.rope, self.base = num_heads, rope, base
         self.relative_bias = relative_bias
         self.window = None  # if set, query i sees only keys i - window < j <= i
@@ -162,7 +164,8 @@ class PositionalSelfAttention(nn.Module):
 
     def forward(self, x):
         n = x.size(1)
-        q, k, v = (split_heads(w(x), self.num_heads) for w in (self.w_q, self.w_k, self.w_v))
+        projections = (self.w_q, self.w_k, self.w_v)
+        q, k, v = (split_heads(w(x), self.num_heads) for w in projections)
         if self.rope:  # rotate queries and keys, never values
             q, k = apply_rope(q, base=self.base), apply_rope(k, base=self.base)
         scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
@@ -210,8 +213,10 @@ class PositionalGPT(nn.Module):
             raise ValueError(f"position must be one of {SCHEMES}, got {position!r}")
         self.position, self.d_model = position, d_model
         self.embedding = nn.Embedding(vocab_size, d_model)
-        self.learned = nn.Embedding(max_positions, d_model) if position == "learned" else None
-        bias = RelativePositionBias(num_heads, max_distance) if position == "relative" else None
+        self.learned = (nn.Embedding(max_positions, d_model)
+                        if position == "learned" else None)
+        bias = (RelativePositionBias(num_heads, max_distance)
+                if position == "relative" else None)
         self.blocks = nn.ModuleList(
             PositionalBlock(d_model, num_heads, d_ff, rope=position == "rope",
                             relative_bias=bias)
@@ -220,7 +225,7 @@ class PositionalGPT(nn.Module):
         self.head = nn.Linear(d_model, vocab_size)
 
     def set_window(self, window: int | None) -> None:
-        """Let each query see only its ``window`` most recent keys (None: all of them)."""
+        """Let each query see only its ``window`` most recent keys (None: all keys)."""
         for block in self.blocks:
             block.attn.window = window
 
@@ -231,13 +236,14 @@ class PositionalGPT(nn.Module):
             x = x + sinusoidal_positional_encoding(n, self.d_model).to(x.device)
         elif self.position == "learned":
             if n > self.learned.num_embeddings:
-                raise ValueError(f"a learned table of {self.learned.num_embeddings} positions"
+                table_size = self.learned.num_embeddings
+                raise ValueError(f"a learned table of {table_size} positions"
                                  f" has no vector for position {n - 1}")
             x = x + self.learned(torch.arange(n, device=tokens.device))
         return x
 
     def forward(self, tokens):
-        """(B, n) token ids -> (B, n, vocab) logits for the next output at each position."""
+        """(B, n) token ids -> (B, n, vocab) logits for each position's next output."""
         x = self.embed(tokens)
         for block in self.blocks:
             x = block(x)
@@ -249,8 +255,8 @@ class PositionalGPT(nn.Module):
 # ---------------------------------------------------------------------------
 
 
-def offset_copy_batch(batch_size: int, length: int, offset: int = 3, vocab_size: int = 16,
-                      generator=None, device=None):
+def offset_copy_batch(batch_size: int, length: int, offset: int = 3,
+                      vocab_size: int = 16, generator=None, device=None):
     """Random tokens and, at each position i >= offset, the target token[i - offset].
 
     Returns (tokens (B, n), targets (B, n)); targets are -100 (ignored) where

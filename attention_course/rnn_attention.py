@@ -1,4 +1,4 @@
-"""Where attention came from: a GRU encoder–decoder with additive (Bahdanau) attention.
+"""Where attention began: a GRU encoder–decoder with additive (Bahdanau) attention.
 
 Bahdanau, Cho and Bengio (2015), *Neural Machine Translation by Jointly Learning to
 Align and Translate*: a bidirectional RNN reads the source into one vector per
@@ -40,7 +40,10 @@ def dot_product_score(queries, keys):
 
 
 class AdditiveAttention(nn.Module):
-    """Bahdanau's score vᵀ tanh(W q + U k): a one-hidden-layer network per (q, k) pair."""
+    """Bahdanau's score vᵀ tanh(W q + U k).
+
+    A network with one hidden layer, applied to every (query, key) pair.
+    """
 
     def __init__(self, query_dim: int, key_dim: int, hidden_dim: int):
         super().__init__()
@@ -56,7 +59,9 @@ class AdditiveAttention(nn.Module):
         """
         if projected_keys is None:
             projected_keys = self.w_key(keys)
-        hidden = torch.tanh(self.w_query(queries)[:, :, None, :] + projected_keys[:, None, :, :])
+        projected_queries = self.w_query(queries)
+        hidden = torch.tanh(projected_queries[:, :, None, :]
+                            + projected_keys[:, None, :, :])
         return self.v(hidden).squeeze(-1)
 
     def forward(self, queries, keys, values, mask=None):
@@ -64,7 +69,7 @@ class AdditiveAttention(nn.Module):
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Reverse each sequence of x (B, n, ...) within its length; padding stays at the end."""
+    """Reverse x (B, n, ...) within each sequence's length; padding stays at the end."""
     position = torch.arange(x.size(1), device=x.device)
     index = (lengths[:, None] - 1 - position[None, :]).clamp(min=0)
     index = torch.where(position[None, :] < lengths[:, None], index, position[None, :])
@@ -100,7 +105,10 @@ class RNNSeq2Seq(nn.Module):
         self.out = nn.Linear(hidden_dim + 2 * hidden_dim + embed_dim, vocab_size)
 
     def encode(self, source):
-        """(B, n) ids -> annotations (B, n, 2·hidden), summary (B, 2·hidden), key mask (B, n)."""
+        """(B, n) ids -> annotations, summary and key mask.
+
+        Shapes: (B, n, 2·hidden), (B, 2·hidden) and (B, n).
+        """
         lengths = (source != self.pad_id).sum(1)
         x = self.embedding(source)
         forward_states, _ = self.forward_rnn(x)
@@ -109,11 +117,13 @@ class RNNSeq2Seq(nn.Module):
         annotations = torch.cat([forward_states, backward_states], dim=-1)
         last = (lengths - 1).clamp(min=0)
         batch = torch.arange(source.size(0), device=source.device)
-        summary = torch.cat([forward_states[batch, last], backward_states[:, 0]], dim=-1)
+        final_forward = forward_states[batch, last]
+        final_backward = backward_states[:, 0]
+        summary = torch.cat([final_forward, final_backward], dim=-1)
         return annotations, summary, source != self.pad_id
 
     def forward(self, source, target_in, hidden_positions=None):
-        """Teacher-forced logits (B, n_out, vocab) and attention weights (B, n_out, n_src).
+        """Teacher-forced logits (B, n_out, vocab), attention weights (B, n_out, n_src).
 
         ``hidden_positions`` (bool, broadcastable to (B, n_src)) marks source positions
         the attention may not read (an intervention); None hides nothing.
@@ -146,7 +156,8 @@ class RNNSeq2Seq(nn.Module):
     @torch.no_grad()
     def greedy_decode(self, source, bos_id: int, max_new_tokens: int):
         """Feed each prediction back in; returns (B, max_new_tokens) token ids."""
-        out = torch.full((source.size(0), 1), bos_id, dtype=torch.long, device=source.device)
+        out = torch.full((source.size(0), 1), bos_id, dtype=torch.long,
+                         device=source.device)
         for _ in range(max_new_tokens):
             logits, _ = self(source, out)
             out = torch.cat([out, logits[:, -1].argmax(-1, keepdim=True)], 1)

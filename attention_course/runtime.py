@@ -20,7 +20,7 @@ SEED_VARIABLE = "COURSE_SEED"
 
 
 def course_seed() -> int:
-    """The integer in ``COURSE_SEED`` (0 when unset); a clear error for anything else."""
+    """The integer in ``COURSE_SEED`` (0 when unset); a clear error otherwise."""
     text = os.environ.get(SEED_VARIABLE, "").strip()
     if not text:
         return 0

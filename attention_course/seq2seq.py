@@ -19,32 +19,38 @@ from attention_course.transformer import (
 
 
 class Seq2SeqTransformer(nn.Module):
-    """Embeddings + sinusoidal positions, a stack of encoder layers, a stack of decoder layers.
+    """Embeddings + sinusoidal positions, then stacks of encoder and decoder layers.
 
     Source and target share one vocabulary and one embedding table. With
     ``norm_first=True`` (pre-LN) each stack ends with a final LayerNorm, as pre-LN
     models do; post-LN layers already end in one.
     """
 
-    def __init__(self, vocab_size: int, d_model: int = 64, num_heads: int = 4, d_ff: int = 128,
-                 num_layers: int = 2, max_len: int = 64, pad_id: int = 0, norm_first: bool = False,
-                 dropout: float = 0.0):
+    def __init__(self, vocab_size: int, d_model: int = 64, num_heads: int = 4,
+                 d_ff: int = 128, num_layers: int = 2, max_len: int = 64,
+                 pad_id: int = 0, norm_first: bool = False, dropout: float = 0.0):
         super().__init__()
         self.d_model, self.pad_id = d_model, pad_id
         self.embedding = nn.Embedding(vocab_size, d_model)
-        # std 1/√d_model, so that after the √d_model scaling in embed() the token vectors
+        # std 1/√d_model, so that after embed()'s √d_model scaling the token vectors
         # have entries of size ~1, like the positional encoding they are added to.
         nn.init.normal_(self.embedding.weight, std=d_model ** -0.5)
-        self.register_buffer("positions", sinusoidal_positional_encoding(max_len, d_model), persistent=False)
-        self.encoder = nn.ModuleList(EncoderLayer(d_model, num_heads, d_ff, dropout, norm_first) for _ in range(num_layers))
-        self.decoder = nn.ModuleList(DecoderLayer(d_model, num_heads, d_ff, dropout, norm_first) for _ in range(num_layers))
+        positions = sinusoidal_positional_encoding(max_len, d_model)
+        self.register_buffer("positions", positions, persistent=False)
+        self.encoder = nn.ModuleList(
+            EncoderLayer(d_model, num_heads, d_ff, dropout, norm_first)
+            for _ in range(num_layers))
+        self.decoder = nn.ModuleList(
+            DecoderLayer(d_model, num_heads, d_ff, dropout, norm_first)
+            for _ in range(num_layers))
         self.encoder_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
         self.decoder_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
         self.generator = nn.Linear(d_model, vocab_size)
 
     def embed(self, tokens):
-        """Token embedding scaled by √d_model (as in the paper) plus the positional encoding."""
-        return self.embedding(tokens) * math.sqrt(self.d_model) + self.positions[: tokens.size(1)]
+        """Token embedding × √d_model (as in the paper) + the positional encoding."""
+        scaled = self.embedding(tokens) * math.sqrt(self.d_model)
+        return scaled + self.positions[: tokens.size(1)]
 
     def encode(self, source):
         """(B, n_src) ids -> memory (B, n_src, d_model) and the source padding mask."""
@@ -55,9 +61,14 @@ class Seq2SeqTransformer(nn.Module):
         return self.encoder_norm(x), source_mask
 
     def decode(self, target_in, memory, source_mask):
-        """(B, n_tgt) ids -> logits (B, n_tgt, vocab); position t sees targets <= t only."""
+        """(B, n_tgt) ids -> logits (B, n_tgt, vocab).
+
+        Position t sees the targets up to and including t only.
+        """
         n = target_in.size(1)
-        self_mask = causal_mask(n, target_in.device) & padding_mask(target_in, self.pad_id)  # (B, 1, n, n)
+        # (B, 1, n, n): causal, with padding keys hidden
+        self_mask = (causal_mask(n, target_in.device)
+                     & padding_mask(target_in, self.pad_id))
         x = self.embed(target_in)
         for layer in self.decoder:
             x = layer(x, memory, self_mask, source_mask)
@@ -69,10 +80,15 @@ class Seq2SeqTransformer(nn.Module):
 
     @torch.no_grad()
     def greedy_decode(self, source, bos_id: int, max_new_tokens: int):
-        """Generate one token at a time, feeding each prediction back in. Returns (B, max_new_tokens)."""
+        """Generate one token at a time, feeding each prediction back in.
+
+        Returns (B, max_new_tokens) token ids.
+        """
         memory, source_mask = self.encode(source)
-        out = torch.full((source.size(0), 1), bos_id, dtype=torch.long, device=source.device)
+        out = torch.full((source.size(0), 1), bos_id, dtype=torch.long,
+                         device=source.device)
         for _ in range(max_new_tokens):
-            next_token = self.decode(out, memory, source_mask)[:, -1].argmax(-1, keepdim=True)
+            logits = self.decode(out, memory, source_mask)[:, -1]
+            next_token = logits.argmax(-1, keepdim=True)
             out = torch.cat([out, next_token], 1)
         return out[:, 1:]

@@ -46,7 +46,7 @@ class PartnerTask:
         return (case * self.num_letters + letter) * self.num_digits + digit
 
     def token_name(self, token_id: int) -> str:
-        """'b3' = lower-case b carrying digit 3; 'B1' = its upper-case partner letter."""
+        """'b3' = lower-case b carrying digit 3; 'B1' = its upper-case partner."""
         case_letter, digit = divmod(int(token_id), self.num_digits)
         case, letter = divmod(case_letter, self.num_letters)
         name = string.ascii_lowercase[letter]
@@ -61,19 +61,25 @@ class PartnerBatch:
     partner_position: torch.Tensor  # (B, n) where the partner sits
 
 
-def partner_batch(task: PartnerTask, batch_size: int, generator=None, device=None) -> PartnerBatch:
+def partner_batch(task: PartnerTask, batch_size: int, generator=None,
+                  device=None) -> PartnerBatch:
     """A batch of the previous-token / partner-token task."""
     B, P, n = batch_size, task.num_pairs, task.length
-    letters = torch.rand(B, task.num_letters, generator=generator).argsort(-1)[:, :P].repeat(1, 2)
-    case = torch.arange(n).ge(P).long().expand(B, n)  # slots 0..P-1 lower, P..2P-1 upper
+    shuffled = torch.rand(B, task.num_letters, generator=generator).argsort(-1)
+    letters = shuffled[:, :P].repeat(1, 2)
+    # slots 0..P-1 are lower case, P..2P-1 upper case
+    case = torch.arange(n).ge(P).long().expand(B, n)
     digits = torch.randint(0, task.num_digits, (B, n), generator=generator)
-    order = torch.rand(B, n, generator=generator).argsort(-1)  # position i holds slot order[i]
+    # position i holds slot order[i]
+    order = torch.rand(B, n, generator=generator).argsort(-1)
     slot_position = order.argsort(-1)  # slot s sits at position slot_position[s]
     partner_position = slot_position.gather(1, (order + P) % n)
     letters, case, digits = (t.gather(1, order) for t in (letters, case, digits))
     previous = torch.full_like(digits, -100)
     previous[:, 1:] = digits[:, :-1]
-    tensors = (task.token_id(case, letters, digits), previous, digits.gather(1, partner_position), partner_position)
+    tokens = task.token_id(case, letters, digits)
+    partner = digits.gather(1, partner_position)
+    tensors = (tokens, previous, partner, partner_position)
     return PartnerBatch(*(t.to(device) for t in tensors))
 
 
@@ -89,15 +95,18 @@ REVERSAL_VOCAB = DIGIT_OFFSET + 10
 @dataclass(frozen=True)
 class ReversalBatch:
     source: torch.Tensor  # (B, max_len) digit tokens, then PAD
-    target_in: torch.Tensor  # (B, max_len + 1) BOS + reversed digits, then PAD (decoder input)
-    target_out: torch.Tensor  # (B, max_len + 1) reversed digits + EOS, then PAD (what to predict)
+    # the decoder's input, and what it must predict:
+    target_in: torch.Tensor  # (B, max_len + 1) BOS + reversed digits, then PAD
+    target_out: torch.Tensor  # (B, max_len + 1) reversed digits + EOS, then PAD
     lengths: torch.Tensor  # (B,) number of digits
 
 
-def reversal_batch(batch_size: int, min_len: int = 3, max_len: int = 8, generator=None, device=None) -> ReversalBatch:
+def reversal_batch(batch_size: int, min_len: int = 3, max_len: int = 8,
+                   generator=None, device=None) -> ReversalBatch:
     """Random digit strings of length min_len..max_len and their reversals."""
     lengths = torch.randint(min_len, max_len + 1, (batch_size,), generator=generator)
-    digits = torch.randint(0, 10, (batch_size, max_len), generator=generator) + DIGIT_OFFSET
+    values = torch.randint(0, 10, (batch_size, max_len), generator=generator)
+    digits = values + DIGIT_OFFSET
     position = torch.arange(max_len)
     real = position < lengths[:, None]
     source = torch.where(real, digits, PAD)

@@ -16,12 +16,15 @@ _TOKEN = re.compile(r"[a-z0-9']+|[.,!?;]")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case words and punctuation marks: 'Not bad, really.' -> ['not', 'bad', ',', 'really', '.']."""
+    """Lower-case words and punctuation marks.
+
+    'Not bad, really.' -> ['not', 'bad', ',', 'really', '.']
+    """
     return _TOKEN.findall(text.lower())
 
 
 class WordVocab:
-    """Maps tokens to ids and back; ids of the special tokens follow the ordinary words."""
+    """Maps tokens to ids and back; special tokens' ids follow the ordinary words."""
 
     def __init__(self, words: Iterable[str], specials: Sequence[str] = ()):
         words = list(dict.fromkeys(words))
@@ -33,9 +36,11 @@ class WordVocab:
         self.num_words = len(words)
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str], specials: Sequence[str] = ()) -> "WordVocab":
+    def from_texts(cls, texts: Iterable[str],
+                   specials: Sequence[str] = ()) -> "WordVocab":
         """Every token of the texts, sorted, as the ordinary words."""
-        return cls(sorted({token for text in texts for token in tokenize(text)}), specials)
+        words = {token for text in texts for token in tokenize(text)}
+        return cls(sorted(words), specials)
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -51,10 +56,12 @@ class WordVocab:
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.itos[int(i)] for i in ids]
 
-    def batch(self, sequences: Sequence[Sequence[str]], pad: str, length: int | None = None) -> torch.Tensor:
+    def batch(self, sequences: Sequence[Sequence[str]], pad: str,
+              length: int | None = None) -> torch.Tensor:
         """Lists of tokens -> a (B, length) id tensor, right-padded with ``pad``."""
         length = length or max(len(s) for s in sequences)
         if any(len(s) > length for s in sequences):
             raise ValueError(f"a sequence is longer than {length} tokens")
-        rows = [self.encode(list(s)) + [self.stoi[pad]] * (length - len(s)) for s in sequences]
+        rows = [self.encode(list(s)) + [self.stoi[pad]] * (length - len(s))
+                for s in sequences]
         return torch.tensor(rows, dtype=torch.long)

@@ -8,8 +8,9 @@ import torch
 from tqdm.auto import tqdm
 
 
-def train(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], steps: int, lr: float = 1e-3,
-          warmup: int = 0, progress: bool = True, desc: str = "training") -> list[float]:
+def train(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], steps: int,
+          lr: float = 1e-3, warmup: int = 0, progress: bool = True,
+          desc: str = "training") -> list[float]:
     """Adam for ``steps`` steps; ``loss_fn(step)`` draws a batch and returns the loss.
 
     The learning rate rises linearly over ``warmup`` steps, then follows a cosine down

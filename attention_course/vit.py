@@ -26,22 +26,27 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     batch, channels, height, width = images.shape
     p = patch_size
     if height % p or width % p:
-        raise ValueError(f"image size {height}×{width} is not divisible by patch size {p}")
-    grid = images.reshape(batch, channels, height // p, p, width // p, p)  # (B, C, rows, p, cols, p)
+        raise ValueError(f"image size {height}×{width} is not divisible"
+                         f" by patch size {p}")
+    # (B, C, rows, p, cols, p)
+    grid = images.reshape(batch, channels, height // p, p, width // p, p)
     grid = grid.permute(0, 2, 4, 1, 3, 5)  # (B, rows, cols, C, p, p)
     return grid.reshape(batch, (height // p) * (width // p), channels * p * p)
 
 
-def unpatchify(patches: torch.Tensor, patch_size: int, image_size: tuple[int, int], channels: int = 1) -> torch.Tensor:
+def unpatchify(patches: torch.Tensor, patch_size: int, image_size: tuple[int, int],
+               channels: int = 1) -> torch.Tensor:
     """The inverse of :func:`patchify`: (B, num_patches, C * p * p) -> (B, C, H, W)."""
     height, width = image_size
     p = patch_size
     batch = patches.shape[0]
-    grid = patches.reshape(batch, height // p, width // p, channels, p, p).permute(0, 3, 1, 4, 2, 5)
+    grid = patches.reshape(batch, height // p, width // p, channels, p, p)
+    grid = grid.permute(0, 3, 1, 4, 2, 5)  # (B, C, rows, p, cols, p)
     return grid.reshape(batch, channels, height, width)
 
 
-def patch_embedding_as_conv(linear: nn.Linear, patch_size: int, channels: int = 1) -> nn.Conv2d:
+def patch_embedding_as_conv(linear: nn.Linear, patch_size: int,
+                            channels: int = 1) -> nn.Conv2d:
     """The convolution that computes ``linear(patchify(images, patch_size))``.
 
     A convolution with kernel size and stride ``patch_size`` sees each patch exactly
@@ -58,25 +63,34 @@ def patch_embedding_as_conv(linear: nn.Linear, patch_size: int, channels: int = 
 
 
 class TinyViT(nn.Module):
-    """Patch embedding + [CLS] + learned positions, a stack of pre-LN encoder layers, a linear head on [CLS]."""
+    """Patch embedding + [CLS] + learned positions, pre-LN encoder layers, linear head.
 
-    def __init__(self, image_size: int = 8, patch_size: int = 2, channels: int = 1, num_classes: int = 10,
-                 d_model: int = 64, num_heads: int = 4, d_ff: int = 128, num_layers: int = 2, dropout: float = 0.0):
+    The head reads the final vector of [CLS].
+    """
+
+    def __init__(self, image_size: int = 8, patch_size: int = 2, channels: int = 1,
+                 num_classes: int = 10, d_model: int = 64, num_heads: int = 4,
+                 d_ff: int = 128, num_layers: int = 2, dropout: float = 0.0):
         super().__init__()
         self.patch_size = patch_size
         self.grid = image_size // patch_size
         num_patches = self.grid ** 2
         self.patch_embedding = nn.Linear(channels * patch_size ** 2, d_model)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model))
-        self.position_embedding = nn.Parameter(torch.randn(1, num_patches + 1, d_model) * 0.02)
+        positions = torch.randn(1, num_patches + 1, d_model) * 0.02
+        self.position_embedding = nn.Parameter(positions)
         self.layers = nn.ModuleList(
-            EncoderLayer(d_model, num_heads, d_ff, dropout, norm_first=True) for _ in range(num_layers)
+            EncoderLayer(d_model, num_heads, d_ff, dropout, norm_first=True)
+            for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, num_classes)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, 1 + num_patches, d_model): [CLS] first, then the patches in row order."""
+        """(B, C, H, W) -> (B, 1 + num_patches, d_model).
+
+        [CLS] comes first, then the patches in row order.
+        """
         tokens = self.patch_embedding(patchify(images, self.patch_size))
         cls = self.cls_token.expand(tokens.shape[0], -1, -1)
         return torch.cat([cls, tokens], dim=1) + self.position_embedding
@@ -97,9 +111,9 @@ def attention_rollout(attentions, residual_weight: float = 0.5) -> torch.Tensor:
 
     ``attentions``: per-layer weights (B, heads, n, n), first layer first. Heads are
     averaged; the residual connection is modelled by mixing in the identity,
-    Â = residual_weight·I + (1 − residual_weight)·A (rows still sum to 1); the layers
-    are composed, R = Â_L ··· Â_2 Â_1. Row i of R says how much of each input token
-    flows into token i's final representation. Returns R, (B, n, n).
+    Â = residual_weight·I + (1 − residual_weight)·A (rows still sum to 1); the
+    layers are composed, R = Â_L ··· Â_2 Â_1. Row i of R says how much of each
+    input token flows into token i's final representation. Returns R, (B, n, n).
     """
     rollout = None
     for weights in attentions:
