@@ -49,3 +49,31 @@ def loglog_slope(x, y) -> float:
         raise ValueError("a log-log slope needs positive values")
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
+
+
+def time_calls(fns, repeats: int = 5, warmup: int = 1, dev=None,
+               min_time: float = 0.0, max_repeats: int = 1000) -> list[float]:
+    """Fastest wall-clock time of each function in ``fns``, timed in alternation.
+
+    Each round times every function once, in turn, so that a busy spell on a shared
+    machine falls on all of them alike instead of on whichever happened to run then.
+    Rounds continue as in ``time_call`` (at least ``repeats``, until the rounds add up to
+    ``min_time`` seconds or ``max_repeats`` is reached). Use it to compare two ways of
+    doing the same thing: their ratio is steadier than that of two separate measurements.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    synchronize(dev)
+    best, spent, rounds = [float("inf")] * len(fns), 0.0, 0
+    while rounds < repeats or (spent < min_time and rounds < max_repeats):
+        for index, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            synchronize(dev)
+            elapsed = time.perf_counter() - start
+            best[index], spent = min(best[index], elapsed), spent + elapsed
+        rounds += 1
+    return best

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from attention_course.measure import loglog_slope, time_call
+from attention_course.measure import loglog_slope, time_call, time_calls
 
 
 def test_loglog_slope_recovers_the_exponent():
@@ -32,3 +32,20 @@ def test_time_call_keeps_running_until_min_time_but_stops_at_max_repeats():
     time_call(lambda: calls.append(1), repeats=2, warmup=0, min_time=10.0, max_repeats=50)
     assert len(calls) == 50
 
+
+
+def test_time_calls_alternates_and_returns_one_minimum_per_function():
+    order = []
+    seconds = time_calls([lambda: order.append("a"), lambda: order.append("b")],
+                         repeats=3, warmup=1)
+    assert order == ["a", "b"] + ["a", "b"] * 3
+    assert len(seconds) == 2 and all(0 <= s < 0.1 for s in seconds)
+    with pytest.raises(ValueError):
+        time_calls([lambda: None], repeats=0)
+
+
+def test_time_calls_keeps_running_until_min_time_but_stops_at_max_repeats():
+    calls = []
+    time_calls([lambda: calls.append(1)] * 2, repeats=2, warmup=0, min_time=10.0,
+               max_repeats=20)
+    assert len(calls) == 40
