@@ -140,8 +140,9 @@ def exercise_setup_cell(w: Where) -> str:
         "                      \"Install it:\\n\" + \"\"\"\\\n"
         f"{install}\"\"\")\n"
         "    print(COURSE_MISSING)\n"
-        "    get_ipython().set_custom_exc(  # each test cell says the same, not a traceback\n"
-        "        (ModuleNotFoundError,), lambda *args, **kwargs: COURSE_MISSING.splitlines())\n"
+        "    # Each test cell then says the same (as its error), not a traceback.\n"
+        "    get_ipython().set_custom_exc((ModuleNotFoundError,), lambda shell, etype, value, *_, **__: \\\n"
+        "        shell._showtraceback(etype, value, COURSE_MISSING.splitlines()))\n"
     )
 
 

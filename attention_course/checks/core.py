@@ -98,7 +98,11 @@ def describe_error(error: StudentCodeError) -> str:
     if error.type_name == "NotImplementedError":
         return (f"{error.label} is not implemented yet: replace `raise NotImplementedError()` "
                 "with your code.")
-    text = f"{error.label} raised {error.type_name}: {error.message}"
+    if error.type_name == "NameError" and error.message == f"name '{error.label}' is not defined":
+        return (f"`{error.label}` is not defined: run the cell that defines it first. If that "
+                "cell imports it from the course package (attention_course.…), write it yourself "
+                "instead: the grader runs your notebook without the course's reference code.")
+    text = f"your {error.label} raised {error.type_name}: {error.message}"
     if error.traceback_text:
         text += "\n" + error.traceback_text.rstrip()
     return text
@@ -131,12 +135,21 @@ def prepare_module(module, state: dict, dtype: str, what: str, naming_hint: str)
     """The learner's nn.Module in ``dtype`` and eval mode, holding the weights in ``state``."""
     import torch
 
-    if dtype == "float64":
-        module = call(module.double)
-    call(module.eval)
-    incompatible = call(module.load_state_dict,
-                        {key: tensor.to(getattr(torch, dtype)) for key, tensor in state.items()},
-                        strict=False)
+    # The test sets the module up as torch modules are set up; an error here is not a
+    # call the learner made, so it is named as the setup step it is.
+    try:
+        if dtype == "float64":
+            module = module.double()
+        module.eval()
+        incompatible = module.load_state_dict(
+            {key: tensor.to(getattr(torch, dtype)) for key, tensor in state.items()}, strict=False)
+    except StudentCodeError as error:
+        where = f"\n{error.traceback_text.rstrip()}" if error.traceback_text else ""
+        raise CheckFailed(
+            f"the test could not set up your {what} ({error.label.rsplit('.', 1)[-1]}() raised "
+            f"{error.type_name}: {error.message}). It converts the block to float64 and loads "
+            f"weights, as for any nn.Module: call super().__init__() first in __init__ and keep "
+            f"the layers as attributes ({naming_hint.removeprefix('use ')}){where}") from None
     unexpected = incompatible[1] if isinstance(incompatible, tuple) and len(incompatible) == 2 else []
     if unexpected:
         raise CheckFailed(f"{what} has no parameter(s) {', '.join(map(str, unexpected))}: "
@@ -195,7 +208,8 @@ def allclose(actual: np.ndarray, expected: np.ndarray, dtype=np.float64,
 
 def expect_close(actual: np.ndarray, expected: np.ndarray, what: str, dtype=np.float64,
                  misconceptions: dict[str, Callable[[], np.ndarray]] | None = None,
-                 nonfinite_hint: str = "", context: str = "", shape_hint: str = "") -> None:
+                 nonfinite_hint: str = "", context: str = "", shape_hint: str = "",
+                 values_hint: str = "") -> None:
     """``actual`` must equal ``expected``; otherwise name the misconception it matches.
 
     ``misconceptions`` maps a message to a function computing what that mistake would
@@ -220,7 +234,7 @@ def expect_close(actual: np.ndarray, expected: np.ndarray, what: str, dtype=np.f
                           "finite." + (f" {nonfinite_hint}" if nonfinite_hint else ""))
     difference = np.max(np.abs(actual.astype(np.float64) - expected.astype(np.float64)))
     raise CheckFailed(f"{what}{context}: wrong values (largest difference from the reference "
-                      f"{difference:.3g}).")
+                      f"{difference:.3g})." + (f" {values_hint}" if values_hint else ""))
 
 
 def fresh_call(function, *args, **kwargs):
