@@ -293,6 +293,12 @@ def call_echoing_arguments(function: RemoteObject, *args, **kwargs):
     return result, tuple(args_after), kwargs_after
 
 
+def relabel(value: RemoteObject, label: str) -> RemoteObject:
+    """The same remote object, named in messages as ``label`` (e.g. "EncoderBlock.forward"
+    rather than the name of the call that returned it, "EncoderBlock.double")."""
+    return RemoteObject(value._endpoint, label, value._ref) if value._ref else value
+
+
 def bind(value, label: str) -> RemoteObject:
     """The learner's function or class as a RemoteObject (already one in the grader)."""
     if isinstance(value, RemoteObject):

@@ -121,7 +121,7 @@ def error_text(cell) -> str | None:
     return ANSI.sub("", "\n".join(errors[0].traceback)) if errors else None
 
 
-def test_cells(notebook):
+def graded_cells(notebook):
     return [c for c in notebook.cells if is_test_cell(c)]
 
 
@@ -131,7 +131,7 @@ def test_reference_solutions_pass_every_visible_test(name, student_kernel, tmp_p
     failures = {nbgrader_metadata(c)["grade_id"]: error_text(c)
                 for c in notebook.cells if error_text(c) is not None}
     assert failures == {}
-    for cell in test_cells(notebook):
+    for cell in graded_cells(notebook):
         printed = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
         assert "✔" in printed, nbgrader_metadata(cell)["grade_id"]
 
@@ -157,7 +157,7 @@ def test_ex1_passes_with_torch_unimportable(student_kernel, tmp_path, monkeypatc
                        first="import sys\nsys.modules['torch'] = None  # torch cannot be imported")
     assert {nbgrader_metadata(c).get("grade_id"): error_text(c) for c in notebook.cells
             if error_text(c) is not None} == {}
-    assert len(test_cells(notebook)) >= 5
+    assert len(graded_cells(notebook)) >= 5
 
 
 def test_without_the_package_the_first_test_cell_says_how_to_install(student_kernel, tmp_path,
@@ -167,10 +167,30 @@ def test_without_the_package_the_first_test_cell_says_how_to_install(student_ker
                        first="import sys\nsys.modules['attention_course'] = None  # not installed")
     setup = next(c for c in notebook.cells if nbgrader_metadata(c).get("grade_id") == "setup")
     printed = "".join(o.get("text", "") for o in setup.outputs if o.output_type == "stream")
-    first_test = test_cells(notebook)[0]
+    first_test = graded_cells(notebook)[0]
     shown = error_text(first_test)
     wheel = course_links.where().wheel_url
     for text in (printed, shown):
         assert text and "not installed" in text
         assert "Colab" in text and "JupyterHub" in text and "Laptop" in text and wheel in text
     assert len(shown.splitlines()) <= 10 and "Traceback" not in shown
+
+
+CRASHING_FORWARD = ("        x = self.norm1(x + self.attend(x, mask))\n"
+                    "        return self.norm2(x + self.linear2(x))  # linear1 forgotten\n")
+
+
+def test_when_the_learners_code_raises_its_own_lines_are_shown(student_kernel, tmp_path, monkeypatch):
+    """torch raises deep inside; the learner sees their line, the inputs, no library frame."""
+    name = "ex3_transformer"
+    notebook = execute(filled(name, {**solution_code(name), **mistakes._block(CRASHING_FORWARD)}),
+                       student_kernel, tmp_path, monkeypatch)
+    cell = next(c for c in notebook.cells
+                if nbgrader_metadata(c).get("grade_id") == "test_encoder_block_post_ln")
+    text = error_text(cell)
+    assert text and "your EncoderBlock.forward raised RuntimeError" in text, text
+    assert "called with: shape (2, 5, 8)" in text
+    assert "in the cell starting `class EncoderBlock(nn.Module):`" in text
+    assert "return self.norm2(x + self.linear2(x))" in text
+    assert "site-packages" not in text and "torch/" not in text and ".double" not in text
+    assert len(text.splitlines()) <= 10
