@@ -243,7 +243,9 @@ def learner_traceback(error: BaseException, hidden_dirs: tuple[str, ...] = (), l
     lines = []
     for frame in frames[-limit:]:
         where = _cell_name(frame.filename) or frame.filename.rsplit("/", 1)[-1]
-        lines.append(f"  in {where}, line {frame.lineno}" + (f": {frame.line.strip()}" if frame.line else ""))
+        function = "" if frame.name == "<module>" else f" ({frame.name})"
+        lines.append(f"  in {where}, line {frame.lineno}{function}"
+                     + (f": {frame.line.strip()}" if frame.line else ""))
     return "\n".join(lines)[-MAX_ERROR_TEXT:]
 
 

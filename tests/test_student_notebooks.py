@@ -190,7 +190,7 @@ def test_when_the_learners_code_raises_its_own_lines_are_shown(student_kernel, t
     text = error_text(cell)
     assert text and "your EncoderBlock.forward raised RuntimeError" in text, text
     assert "called with: shape (2, 5, 8)" in text
-    assert "in the cell starting `class EncoderBlock(nn.Module):`" in text
+    assert "in the cell starting `class EncoderBlock(nn.Module):`, line 21 (forward)" in text
     assert "return self.norm2(x + self.linear2(x))" in text
     assert "site-packages" not in text and "torch/" not in text and ".double" not in text
     assert len(text.splitlines()) <= 10
