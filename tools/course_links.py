@@ -188,7 +188,8 @@ def readme_block(w: Where) -> str:
 
   With an NVIDIA GPU, install a CUDA build instead (`pip install torch`, or the
   `--index-url` for your CUDA version from https://pytorch.org/get-started/locally/).
-  From a clone of this repository, `make student` does the same into `.venv`.
+  From a clone of this repository, `make student TORCH_INDEX={CPU_INDEX}` does the same
+  into `.venv` (leave `TORCH_INDEX` out for a CUDA build).
 <!-- end start-here -->
 """
 
