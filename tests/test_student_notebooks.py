@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -71,8 +72,10 @@ def student_kernel(tmp_path_factory) -> KernelSpecManager:
     wheel = dist.build_wheel(scratch)
     constraints = scratch / "constraints.txt"
     constraints.write_text(_pins())
-    metadata = json.dumps([sys.version, constraints.read_text(),
-                           sorted(importlib.metadata.metadata("attention-course").get_all("Requires-Dist") or [])])
+    with zipfile.ZipFile(wheel) as archive:
+        declared = [line for line in archive.read(f"attention_course-{dist.version()}.dist-info/METADATA")
+                    .decode().splitlines() if line.startswith("Requires-Dist:")]
+    metadata = json.dumps([sys.version, constraints.read_text(), declared])
     key = hashlib.sha256(metadata.encode()).hexdigest()[:16]
     python = VENV / "bin" / "python"
     if not (VENV / f".key-{key}").exists():
