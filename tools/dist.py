@@ -7,6 +7,7 @@ Builds with the setuptools of the running Python: no network, no build isolation
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -27,6 +28,9 @@ def wheel_name(root: Path = ROOT) -> str:
 def _build(kind: str, out: Path) -> Path:
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    # setuptools packs whatever is in build/lib: a module deleted from the source would
+    # otherwise live on in the wheel.
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     code = ("import sys; from setuptools import build_meta as b; "
             f"print(b.build_{kind}(sys.argv[1]))")
     done = subprocess.run([sys.executable, "-c", code, str(out)], cwd=ROOT,
