@@ -58,3 +58,14 @@ def test_learner_errors_name_the_inputs_and_the_learners_function():
     assert "(softmax): return x / undefined" in text
     assert "core.py" not in text and "remote.py" not in text
     assert describe_inputs((3,), {"vocab_size": 30}) == "3, vocab_size=30"
+
+
+def test_a_name_the_notebook_never_defined_says_why():
+    """E.g. the cell `from attention_course.attention import softmax` failed in the grader."""
+    from attention_course_learner.remote import LocalEndpoint
+
+    with pytest.raises(CheckFailed) as caught:
+        call(LocalEndpoint({}).remote("softmax"), np.zeros(3))
+    text = str(caught.value)
+    assert "`softmax` is not defined: run the cell that defines it" in text
+    assert "without the course's reference code" in text and "called with" not in text
