@@ -96,3 +96,17 @@ def test_the_site_serves_the_course_wheel_under_static(tmp_path, monkeypatch):
     course_site.add_static_path(None, config)
     assert str(tmp_path / "wheel") in config.html_static_path
     assert [p.name for p in (tmp_path / "wheel").iterdir()] == [course_links.where().wheel_name]
+
+
+def test_the_pages_workflow_publishes_what_make_book_builds():
+    """It cannot run here (GitHub's runners, the internet): at least it says the right things."""
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "pages.yml").read_text())
+    steps = workflow["jobs"]["build"]["steps"]
+    commands = [step.get("run", "") for step in steps]
+    assert "make test" in commands and "make book" in commands
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert upload["with"]["path"] == "_build/html"
+    assert any(s.get("uses", "").startswith("actions/deploy-pages")
+               for s in workflow["jobs"]["deploy"]["steps"])
