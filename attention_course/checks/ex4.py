@@ -58,7 +58,8 @@ def _masked(mask_tokens, batch, n, vocab_size, mask_prob, seed, in_place_rule=Fa
             f"for mask_tokens(token_ids, vocab_size={vocab_size}, mask_token_id={mask_id}) the "
             f"inputs hold the id {vocab_size}, which is neither an ordinary token (0 .. "
             f"{vocab_size - 1}) nor [MASK]: are vocab_size and mask_token_id swapped? The order "
-            "is mask_tokens(token_ids, vocab_size, mask_token_id), as attention_course.bert's.")
+            "is mask_tokens(token_ids, vocab_size, mask_token_id), as attention_course.bert's; "
+            "random replacements come from 0 .. vocab_size - 1.")
     return tokens.numpy(), inputs, labels
 
 
