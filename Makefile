@@ -11,7 +11,7 @@ SITE := _build/html
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: install book serve test test-fast browser-deps vendor notebooks claims bench-book bench-grade clean
+.PHONY: install book serve test test-fast browser-deps vendor notebooks links dist student claims bench-book bench-grade clean
 
 install: $(STAMP)
 
@@ -27,6 +27,28 @@ vendor: install
 
 notebooks: install
 	$(PY) -m tools.pair_notebooks
+
+# Where the course lives is one setting ([tool.attention_course] in pyproject.toml): this
+# writes it into launch buttons, install cells, "Read first" links, README; then the copies.
+links: install
+	$(PY) -m tools.course_links
+	$(PY) -m tools.pair_notebooks
+	$(PY) -m autograder release
+
+# The course package (import name attention_course, distribution attention-course) as a
+# wheel and an sdist in dist/: the chapters' code and the exercises' checks, no solutions,
+# no grader, no tests. The website serves the same wheel under _static/.
+dist: install
+	$(PY) -m tools.dist --out dist
+
+# Students: the course package and JupyterLab only (no Node.js, no book build). Without a
+# GPU, the small CPU build of torch: `make student TORCH_INDEX=https://download.pytorch.org/whl/cpu`.
+TORCH_INDEX ?=
+student:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(if $(TORCH_INDEX),$(PIP) install --quiet torch --index-url $(TORCH_INDEX))
+	$(PIP) install --quiet -e . "jupyterlab>=4.2,<5"
+	@echo "Now: $(VENV)/bin/jupyter lab exercises/"
 
 book: install vendor
 	$(PY) -m tools.book
@@ -66,4 +88,4 @@ test-grader: install
 # --- end grading ---
 
 clean:
-	rm -rf _build
+	rm -rf _build dist

@@ -209,15 +209,53 @@ def safe_str(error: BaseException) -> str:
     return text[:MAX_ERROR_TEXT]
 
 
+def _library_dirs() -> tuple[str, ...]:
+    """Folders whose frames are not the learner's: Python's own, installed packages, this one."""
+    import os
+    import sysconfig
+
+    paths = {sysconfig.get_paths().get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    paths.add(os.path.dirname(os.path.abspath(__file__)))
+    return tuple(os.path.join(p, "") for p in paths if p)
+
+
+def _cell_name(filename: str) -> str | None:
+    """'the cell starting `def softmax(...`' for a notebook cell's frame, else None.
+
+    IPython names a cell's code after a temporary file (ipykernel) or ``<ipython-input-…>``
+    and keeps its text in ``linecache``: the first line names the cell as the learner sees it.
+    """
+    import linecache
+
+    if not (filename.startswith("<") or "ipykernel_" in filename or "ipython-input" in filename):
+        return None
+    lines = [line.strip() for line in linecache.getlines(filename) if line.strip()]
+    first = next((line for line in lines if not line.startswith("#")), lines[0] if lines else "")
+    return f"the cell starting `{first[:60]}`" if first else "a notebook cell"
+
+
+def learner_traceback(error: BaseException, hidden_dirs: tuple[str, ...] = (), limit: int = 3) -> str:
+    """The learner's own frames (at most ``limit``, innermost last), cells named by their first
+    line; frames of Python, of installed libraries (torch…) and of the course are left out."""
+    hidden = tuple(hidden_dirs) + _library_dirs()
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if frame.filename != __file__ and not frame.filename.startswith(hidden)]
+    lines = []
+    for frame in frames[-limit:]:
+        where = _cell_name(frame.filename) or frame.filename.rsplit("/", 1)[-1]
+        function = "" if frame.name == "<module>" else f" ({frame.name})"
+        lines.append(f"  in {where}, line {frame.lineno}{function}"
+                     + (f": {frame.line.strip()}" if frame.line else ""))
+    return "\n".join(lines)[-MAX_ERROR_TEXT:]
+
+
 def exception_frame(error: BaseException, hidden_dirs: tuple[str, ...] = ()) -> bytes:
     """An error answer for an exception raised by learner code.
 
-    The traceback keeps only the learner's frames: none from this file or ``hidden_dirs``.
+    The traceback keeps only the learner's frames: none from this file, ``hidden_dirs``,
+    Python's standard library or installed packages.
     """
-    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
-              if frame.filename != __file__ and not frame.filename.startswith(hidden_dirs)]
-    text = "".join(traceback.format_list(frames))[-MAX_ERROR_TEXT:]
-    return error_frame(type(error).__name__, safe_str(error), text)
+    return error_frame(type(error).__name__, safe_str(error), learner_traceback(error, hidden_dirs))
 
 
 def error_frame(type_name: str, message: str, traceback_text: str = "") -> bytes:
@@ -255,6 +293,12 @@ def call_echoing_arguments(function: RemoteObject, *args, **kwargs):
     """
     result, args_after, kwargs_after = function._call_echoing(args, kwargs)
     return result, tuple(args_after), kwargs_after
+
+
+def relabel(value: RemoteObject, label: str) -> RemoteObject:
+    """The same remote object, named in messages as ``label`` (e.g. "EncoderBlock.forward"
+    rather than the name of the call that returned it, "EncoderBlock.double")."""
+    return RemoteObject(value._endpoint, label, value._ref) if value._ref else value
 
 
 def bind(value, label: str) -> RemoteObject:

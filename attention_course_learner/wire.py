@@ -43,7 +43,9 @@ class ObjectRef:
 
 def _torch_if_loaded():
     # Never import torch just to encode NumPy data: a NumPy-only sandbox starts faster.
-    return sys.modules.get("torch")
+    torch = sys.modules.get("torch")
+    # Another thread may be importing it: a half-made module has no Tensor yet.
+    return torch if torch is not None and hasattr(torch, "Tensor") else None
 
 
 def _qualified_name(cls) -> str:

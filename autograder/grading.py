@@ -13,6 +13,10 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass, field
 
+# torch, once, before any grading thread: the checks import it lazily (exercise 1 needs
+# only NumPy), and a first import racing in two threads exposes a half-made module.
+import torch  # noqa: F401
+
 from attention_course.checks.core import (
     CheckFailed, describe_error, judging_code, reporting_to,
 )

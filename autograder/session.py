@@ -19,6 +19,7 @@ import time
 from attention_course_learner import remote, wire
 from autograder.sandbox import FULL, Factory, Limits, Sandbox, SandboxFailure
 from autograder.status import Status
+from autograder.submissions import cell_label
 
 
 class SandboxSession(remote.Endpoint):
@@ -92,17 +93,17 @@ class SandboxSession(remote.Endpoint):
                 request = wire.encode_frame({"op": "exec", "source": source})
             except wire.WireError:
                 self.skipped.add(number)
-                self.cell_notes[number] = f"Cell {number} is too large to run; it was skipped."
+                self.cell_notes[number] = f"{cell_label(source)} is too large to run; it was skipped."
                 continue
             try:
                 payload, json_size = sandbox.exchange(request, timeout)
             except SandboxFailure as failure:
                 self.skipped.add(number)
-                self.cell_notes[number] = f"Cell {number} {failure.message}; it was skipped."
+                self.cell_notes[number] = f"{cell_label(source)} {failure.message}; it was skipped."
                 return False
             answer = _decode(payload, json_size)
             if number not in self.cell_notes and answer is not None:
-                self.cell_notes[number] = f"Cell {number} raised {answer}"
+                self.cell_notes[number] = f"{cell_label(source)} raised {answer}"
         return True
 
     def exchange(self, frame: bytes) -> tuple[bytes, int]:

@@ -274,6 +274,14 @@ def is_assignment_test(cell, assignment: Assignment) -> bool:
             and normalised(cell.source) in assignment.test_sources)
 
 
+def cell_label(source: str) -> str:
+    """A cell as the learner sees it: 'The cell starting `def softmax(x, axis=-1, …`'.
+    Never an index: numbers that count markdown cells match nothing on the learner's screen."""
+    lines = [line.strip() for line in source.splitlines() if line.strip()]
+    first = next((line for line in lines if not line.startswith("#")), lines[0] if lines else "")
+    return f"The cell starting `{first[:50] + ('…' if len(first) > 50 else '')}`"
+
+
 def student_code(notebook,
                  assignment: Assignment) -> tuple[list[tuple[int, str]], list[str]]:
     """(cell number, source) of every code cell that is not one of the assignment's test
@@ -288,7 +296,7 @@ def student_code(notebook,
             continue
         grade_id = nbgrader_metadata(cell).get("grade_id")
         if is_test_cell(cell) or grade_id in test_ids:
-            notes.append(f"Cell {number} carries test-cell metadata ({grade_id}) but "
+            notes.append(f"{cell_label(cell.source)} carries test-cell metadata ({grade_id}) but "
                          "is not one of the assignment's tests; it ran as your code.")
         cells.append((number, cell.source))
     return cells, notes

@@ -53,3 +53,15 @@ def test_site_serves_no_asset_from_outside(site):
 
 def test_colab_copies_of_chapters_are_in_sync():
     assert pair_notebooks(["--check"]) == 0, "run `make notebooks` and commit the .ipynb copies"
+
+
+def test_site_serves_the_course_wheel_and_launches_from_the_setting(site):
+    """The chapters' install cell and the exercises' setup cell point at this file."""
+    from tools import course_links
+
+    where = course_links.where()
+    wheel = site / "_static" / where.wheel_name
+    assert wheel.is_file() and wheel.stat().st_size > 10_000
+    page = (site / "book" / "01_qkv.html").read_text(encoding="utf-8")
+    assert where.colab("book/01_qkv.ipynb") in page
+    assert where.repository in page

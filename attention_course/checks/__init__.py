@@ -6,3 +6,7 @@ stand-in that forwards each call to a sandboxed process and brings back plain da
 Either way the check compares that data with a reference computed on the checking side
 and explains which known misconception a wrong answer matches.
 """
+
+from attention_course.checks import tutor as _tutor
+
+_tutor.install()

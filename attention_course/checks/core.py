@@ -15,7 +15,7 @@ import numpy as np
 
 from attention_course.checks import source
 from attention_course_learner.remote import (
-    RemoteObject, StudentCodeError, bind, call_echoing_arguments, fresh_learner,
+    RemoteObject, StudentCodeError, bind, call_echoing_arguments, fresh_learner, relabel,
 )
 
 __all__ = ["CheckFailed", "bind", "call", "call_keeping_arguments", "passed",
@@ -77,12 +77,39 @@ def forbid(value, rules: dict[str, str], what: str) -> None:
             raise CheckFailed(f"{what} uses {target}: {why}")
 
 
+def describe_inputs(args: tuple, kwargs: dict) -> str:
+    """'x: shape (2, 5, 8) float64, mask: shape (1, 6, 6) bool' for a call's arguments."""
+    def one(value) -> str:
+        shape = getattr(value, "shape", None)
+        if shape is not None and not isinstance(value, RemoteObject):
+            dtype = str(getattr(value, "dtype", "")).removeprefix("torch.")
+            return f"shape {tuple(shape)} {dtype}".rstrip()
+        if isinstance(value, (bool, int, float, str, type(None))):
+            return repr(value)
+        return type(value).__name__
+    parts = [one(a) for a in args if not isinstance(a, RemoteObject)]
+    parts += [f"{k}={one(v)}" for k, v in kwargs.items()]
+    return ", ".join(parts)
+
+
+def _failed_call(error: StudentCodeError, args: tuple, kwargs: dict) -> CheckFailed:
+    text = describe_error(error)
+    inputs = describe_inputs(args, kwargs)
+    unrun = error.type_name == "NotImplementedError" or (
+        error.type_name == "NameError" and error.message == f"name '{error.label}' is not defined")
+    if inputs and not unrun:
+        first, _, rest = text.partition("\n")
+        text = f"{first}\n  called with: {inputs}" + (f"\n{rest}" if rest else "")
+    return CheckFailed(text)
+
+
 def call(function, *args, **kwargs):
-    """Call learner code; turn an exception it raises into a readable CheckFailed."""
+    """Call learner code; turn an exception it raises into a readable CheckFailed that
+    names the inputs' shapes."""
     try:
         return function(*args, **kwargs)
     except StudentCodeError as error:
-        raise CheckFailed(describe_error(error)) from None
+        raise _failed_call(error, args, kwargs) from None
 
 
 def call_keeping_arguments(function, *args, **kwargs):
@@ -91,14 +118,18 @@ def call_keeping_arguments(function, *args, **kwargs):
     try:
         return call_echoing_arguments(function, *args, **kwargs)
     except StudentCodeError as error:
-        raise CheckFailed(describe_error(error)) from None
+        raise _failed_call(error, args, kwargs) from None
 
 
 def describe_error(error: StudentCodeError) -> str:
     if error.type_name == "NotImplementedError":
         return (f"{error.label} is not implemented yet: replace `raise NotImplementedError()` "
                 "with your code.")
-    text = f"{error.label} raised {error.type_name}: {error.message}"
+    if error.type_name == "NameError" and error.message == f"name '{error.label}' is not defined":
+        return (f"`{error.label}` is not defined: run the cell that defines it first. If that "
+                "cell imports it from the course package (attention_course.…), write it yourself "
+                "instead: the grader runs your notebook without the course's reference code.")
+    text = f"your {error.label} raised {error.type_name}: {error.message}"
     if error.traceback_text:
         text += "\n" + error.traceback_text.rstrip()
     return text
@@ -131,17 +162,27 @@ def prepare_module(module, state: dict, dtype: str, what: str, naming_hint: str)
     """The learner's nn.Module in ``dtype`` and eval mode, holding the weights in ``state``."""
     import torch
 
-    if dtype == "float64":
-        module = call(module.double)
-    call(module.eval)
-    incompatible = call(module.load_state_dict,
-                        {key: tensor.to(getattr(torch, dtype)) for key, tensor in state.items()},
-                        strict=False)
+    # The test sets the module up as torch modules are set up; an error here is not a
+    # call the learner made, so it is named as the setup step it is.
+    try:
+        if dtype == "float64":
+            module = module.double()
+        module.eval()
+        incompatible = module.load_state_dict(
+            {key: tensor.to(getattr(torch, dtype)) for key, tensor in state.items()}, strict=False)
+    except StudentCodeError as error:
+        where = f"\n{error.traceback_text.rstrip()}" if error.traceback_text else ""
+        raise CheckFailed(
+            f"the test could not set up your {what} ({error.label.rsplit('.', 1)[-1]}() raised "
+            f"{error.type_name}: {error.message}). It converts it to float64 and loads "
+            f"weights, as for any nn.Module: call super().__init__() first in __init__ and keep "
+            f"the layers as attributes ({naming_hint.removeprefix('use ')}){where}") from None
     unexpected = incompatible[1] if isinstance(incompatible, tuple) and len(incompatible) == 2 else []
     if unexpected:
         raise CheckFailed(f"{what} has no parameter(s) {', '.join(map(str, unexpected))}: "
                           f"{naming_hint}")
-    return module
+    # Calling it runs the learner's forward: name it so, not after the setup call above.
+    return relabel(module, f"{what}.forward") if isinstance(module, RemoteObject) else module
 
 
 def as_array(value, what: str, lib: str = "numpy") -> np.ndarray:
@@ -195,7 +236,8 @@ def allclose(actual: np.ndarray, expected: np.ndarray, dtype=np.float64,
 
 def expect_close(actual: np.ndarray, expected: np.ndarray, what: str, dtype=np.float64,
                  misconceptions: dict[str, Callable[[], np.ndarray]] | None = None,
-                 nonfinite_hint: str = "", context: str = "", shape_hint: str = "") -> None:
+                 nonfinite_hint: str = "", context: str = "", shape_hint: str = "",
+                 values_hint: str = "") -> None:
     """``actual`` must equal ``expected``; otherwise name the misconception it matches.
 
     ``misconceptions`` maps a message to a function computing what that mistake would
@@ -220,7 +262,7 @@ def expect_close(actual: np.ndarray, expected: np.ndarray, what: str, dtype=np.f
                           "finite." + (f" {nonfinite_hint}" if nonfinite_hint else ""))
     difference = np.max(np.abs(actual.astype(np.float64) - expected.astype(np.float64)))
     raise CheckFailed(f"{what}{context}: wrong values (largest difference from the reference "
-                      f"{difference:.3g}).")
+                      f"{difference:.3g})." + (f" {values_hint}" if values_hint else ""))
 
 
 def fresh_call(function, *args, **kwargs):

@@ -1,15 +1,21 @@
 """Checks for exercise 1: softmax, scaled dot-product attention and the causal mask (NumPy).
 
 References come from torch's own functions (``torch.softmax``,
-``torch.nn.functional.scaled_dot_product_attention``), computed in float64.
+``torch.nn.functional.scaled_dot_product_attention``), computed in float64. Exercise 1
+needs only NumPy: where torch is not installed, the same references are computed with
+NumPy in float64 (tests/test_student_notebooks.py runs ex1 with torch unimportable).
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # exercise 1 is NumPy-only: the references fall back to NumPy
+    torch = F = None
 
 from attention_course.checks.core import (
     CheckFailed, as_array, bind, call, expect_close, expect_depends_on_input,
@@ -23,8 +29,16 @@ OVERFLOW_HINT = ("np.exp overflowed: subtract the maximum along `axis` (keepdims
                  "same amount, and then the largest exponent is exp(0) = 1.")
 
 
+REFERENCE = "torch.softmax" if torch is not None else "a float64 reference"
+
+
 def _torch_softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    return torch.softmax(torch.from_numpy(np.asarray(x, dtype=np.float64)), dim=axis).numpy()
+    x = np.asarray(x, dtype=np.float64)
+    if torch is not None:
+        return torch.softmax(torch.from_numpy(x), dim=axis).numpy()
+    with np.errstate(invalid="ignore", over="ignore"):
+        shifted = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        return shifted / shifted.sum(axis=axis, keepdims=True)
 
 
 def _softmax_misconceptions(x: np.ndarray, axis: int) -> dict:
@@ -71,7 +85,7 @@ def check_softmax_matches_torch(softmax, seed=0, shapes=((4, 6), (2, 3, 5)),
         for dtype in dtypes:
             x = (3 * rng.standard_normal(shape)).astype(dtype)
             _check_softmax_value(fn, x, None, None, f" for x of shape {shape} ({dtype})")
-    passed(f"softmax matches torch.softmax on {len(shapes) * len(dtypes)} random inputs")
+    passed(f"softmax matches {REFERENCE} on {len(shapes) * len(dtypes)} random inputs")
 
 
 def check_softmax_axis(softmax, seed=1, shape=(3, 4, 5)):
@@ -125,6 +139,9 @@ def check_softmax_negative_infinity(softmax, seed=4, shape=(4, 6)):
 
 def _reference_attention(Q, K, V, mask=None):
     """(output, weights) from torch: output from F.scaled_dot_product_attention."""
+    if torch is None:
+        weights = attention_variant(Q, K, V, mask)
+        return weights @ np.asarray(V, dtype=np.float64), weights
     q, k, v = (torch.from_numpy(np.asarray(a, dtype=np.float64)) for a in (Q, K, V))
     torch_mask = None if mask is None else torch.from_numpy(np.asarray(mask, dtype=bool))
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
@@ -240,7 +257,7 @@ def check_attention_matches_torch(scaled_dot_product_attention, seed=10,
             Q, K, V = _random_qkv(rng, tuple(batch), n_q, n_k, d_k, d_v, dtype)
             check_attention_result(call(fn, Q, K, V), Q, K, V, None, dtype,
                                    f" for Q {Q.shape}, K {K.shape}, V {V.shape} ({dtype})")
-    passed("scaled_dot_product_attention matches torch on random inputs")
+    passed(f"scaled_dot_product_attention matches {'torch' if torch is not None else 'the reference'} on random inputs")
 
 
 def check_attention_batch_dims(scaled_dot_product_attention, seed=11,
@@ -251,7 +268,8 @@ def check_attention_batch_dims(scaled_dot_product_attention, seed=11,
     for batch in batches:
         Q, K, V = _random_qkv(rng, tuple(batch), 3, 4, 5, 2, "float64")
         check_attention_result(call(fn, Q, K, V), Q, K, V, None, "float64",
-                               f" with batch dimensions {tuple(batch)}")
+                               f" with Q {Q.shape}, K {K.shape}, V {V.shape} ("
+                               + (f"batch dimensions {tuple(batch)})" if batch else "no batch dimension)"))
     passed("scaled_dot_product_attention works with any number of batch dimensions")
 
 
@@ -264,10 +282,10 @@ def check_attention_mask(scaled_dot_product_attention, seed=12, n_q=4, n_k=6, ba
     per_pair[:, 0] = True  # every query may attend to at least one key
     padding = np.ones(tuple(batch) + (1, n_k), dtype=bool)
     padding[..., -2:] = False  # the last two keys are padding
-    for mask, kind in ((per_pair, f"an ({n_q}, {n_k}) mask"),
+    for mask, kind in ((per_pair, f"a mask of shape ({n_q}, {n_k})"),
                        (padding, f"a padding mask of shape {padding.shape}")):
         check_attention_result(call(fn, Q, K, V, mask=mask), Q, K, V, mask, "float64",
-                               f" with {kind}")
+                               f" for Q {Q.shape}, K {K.shape}, V {V.shape} with {kind}")
     passed("masked keys get weight 0 and the mask broadcasts")
 
 

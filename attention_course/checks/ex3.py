@@ -93,23 +93,40 @@ def check_causal_mask(causal_mask, sizes=(1, 4)):
     passed("causal_mask is lower-triangular")
 
 
+PAD = 1  # not 0: code that hard-codes 0 as the padding id fails
+
+
+def padded_tokens(lengths, n, generator=None) -> torch.Tensor:
+    """(B, n) token ids: ordinary ids (never PAD) before each length, PAD after it."""
+    generator = generator or torch.Generator().manual_seed(sum(lengths) + n)
+    tokens = torch.randint(PAD + 1, PAD + 20, (len(lengths), n), generator=generator)
+    for row, length in enumerate(lengths):
+        tokens[row, length:] = PAD
+    return tokens
+
+
 def check_padding_mask(padding_mask, lengths=(3, 5, 1), n=5):
-    """padding_mask(lengths, n) is bool (B, 1, n): True at positions < length (real tokens)."""
+    """padding_mask(token_ids, pad_id) is bool (B, 1, n): True at the real tokens (!= pad_id)."""
     fn = bind(padding_mask, "padding_mask")
-    lengths_tensor = torch.tensor(lengths)
-    mask = as_array(call(fn, lengths_tensor, n), f"padding_mask({list(lengths)}, {n})", "torch")
-    expected = (np.arange(n)[None, :] < np.array(lengths)[:, None])[:, None, :]
+    tokens = padded_tokens(lengths, n)
+    what = f"padding_mask(token_ids of shape {tuple(tokens.shape)}, pad_id={PAD})"
+    mask = as_array(call(fn, tokens, PAD), what, "torch")
+    expected = (tokens != PAD).numpy()[:, None, :]
     if mask.shape == (len(lengths), n):
-        raise CheckFailed(f"padding_mask should have shape (B, 1, n) = {expected.shape}, so that it "
+        raise CheckFailed(f"{what} should have shape (B, 1, n) = {expected.shape}, so that it "
                           "broadcasts over the queries; add the middle axis with [:, None, :].")
-    expect_shape(mask, expected.shape, "padding_mask(lengths, n)")
+    if mask.shape == (len(lengths), 1, 1, n):
+        raise CheckFailed(f"{what} should have shape (B, 1, n) = {expected.shape}: the encoder "
+                          "block's attention takes (B, n, n) masks, so there is no head axis here "
+                          "(Chapter 4's padding_mask has one for its multi-head layers).")
+    expect_shape(mask, expected.shape, what)
     if mask.dtype != bool:
-        raise CheckFailed(f"padding_mask should be a bool tensor, got {mask.dtype}.")
+        raise CheckFailed(f"{what} should be a bool tensor, got {mask.dtype}.")
     if np.array_equal(mask, ~expected):
-        raise CheckFailed("padding_mask is inverted: True marks real tokens (they may be attended "
+        raise CheckFailed(f"{what} is inverted: True marks real tokens (they may be attended "
                           "to), False marks padding.")
     if not np.array_equal(mask, expected):
-        raise CheckFailed("padding_mask should be True exactly at positions < length.")
+        raise CheckFailed(f"{what} should be True exactly where token_ids != pad_id.")
     passed("padding_mask marks the real tokens")
 
 
@@ -139,8 +156,12 @@ def _torch_mask(mask, batch, num_heads, n):
     return ~full[:, None].expand(batch, num_heads, n, n).reshape(batch * num_heads, n, n)
 
 
-def _block_variant(state, num_heads, x, mask, norm_first, residual=True):
-    """The block written with torch's functional ops; ``residual=False`` drops the skips."""
+def _block_variant(state, num_heads, x, mask, norm_first, residual=True, order="standard"):
+    """The block written with torch's functional ops; ``residual=False`` drops the skips.
+
+    ``order`` (post-LN only): "norm_on_sublayer" normalises the sublayer's output before
+    the residual sum, x + norm(sublayer(x)); "norms_swapped" uses norm2 after attention
+    and norm1 after the feed-forward sublayer."""
     d_model = x.shape[-1]
     attn = nn.MultiheadAttention(d_model, num_heads, batch_first=True, dtype=torch.float64)
     attn.load_state_dict({k.removeprefix("self_attn."): v for k, v in state.items()
@@ -162,8 +183,12 @@ def _block_variant(state, num_heads, x, mask, norm_first, residual=True):
         if norm_first:
             h = skip * x + attention(norm(x, "norm1"))
             return (skip * h + feed_forward(norm(h, "norm2"))).numpy()
-        h = norm(skip * x + attention(x), "norm1")
-        return norm(skip * h + feed_forward(h), "norm2").numpy()
+        first, second = ("norm2", "norm1") if order == "norms_swapped" else ("norm1", "norm2")
+        if order == "norm_on_sublayer":
+            h = skip * x + norm(attention(x), first)
+            return (skip * h + norm(feed_forward(h), second)).numpy()
+        h = norm(skip * x + attention(x), first)
+        return norm(skip * h + feed_forward(h), second).numpy()
 
 
 def _torch_block(state, num_heads, d_ff, x, mask, norm_first):
@@ -240,6 +265,14 @@ def check_encoder_block_structure(EncoderBlock, d_model=8, num_heads=2, d_ff=16)
     passed("EncoderBlock has the submodules of torch.nn.TransformerEncoderLayer")
 
 
+RECIPE = {
+    False: "Post-LN computes x = norm1(x + self_attn(x)), then x = norm2(x + linear2(relu(linear1(x)))).",
+    True: "Pre-LN computes x = x + self_attn(norm1(x)), then x = x + linear2(relu(linear1(norm2(x)))).",
+}
+TORCH_MASK_POLARITY = ("If you pass the mask to nn.MultiheadAttention: its attn_mask means the "
+                       "opposite (True = may NOT attend), so pass ~mask.")
+
+
 def check_encoder_block_matches_torch(EncoderBlock, norm_first=False, seed=40,
                                       cases=((2, 5, 8, 2, 16), (1, 3, 12, 3, 8))):
     """Equals torch.nn.TransformerEncoderLayer(dropout=0, batch_first=True, norm_first=...)."""
@@ -258,7 +291,19 @@ def check_encoder_block_matches_torch(EncoderBlock, norm_first=False, seed=40,
                              lambda: _block_variant(state, num_heads, x, None, not norm_first),
                          "the residual connections (x + sublayer(x)) are missing.":
                              lambda: _block_variant(state, num_heads, x, None, norm_first, False),
-                     }, context=f" for x of shape {(batch, n, d_model)}, num_heads={num_heads}")
+                         **({} if norm_first else {
+                             "LayerNorm was applied to the sublayer's output before the residual "
+                             "sum, x + norm(sublayer(x)); post-LN normalises the sum: "
+                             "norm1(x + self_attn(x)).":
+                                 lambda: _block_variant(state, num_heads, x, None, False,
+                                                        order="norm_on_sublayer"),
+                             "norm1 and norm2 are swapped: norm1 follows self-attention, norm2 the "
+                             "feed-forward sublayer.":
+                                 lambda: _block_variant(state, num_heads, x, None, False,
+                                                        order="norms_swapped"),
+                         }),
+                     }, context=f" for x of shape {(batch, n, d_model)}, num_heads={num_heads}",
+                     values_hint=RECIPE[norm_first])
     passed(f"EncoderBlock matches torch.nn.TransformerEncoderLayer ({layout})")
 
 
@@ -308,7 +353,8 @@ def check_encoder_block_causal(EncoderBlock, causal_mask, seed=42, n=6, d_model=
                                     "EncoderBlock with the causal mask")
         if not np.allclose(after[:, :t], base[:, :t]):
             raise CheckFailed(f"With the causal mask, changing tokens {t}..{n - 1} changed outputs "
-                              f"before position {t}: the block lets the future leak in.")
+                              f"before position {t}: the block lets the future leak in. "
+                              + TORCH_MASK_POLARITY)
     passed("with a causal mask, the block never looks ahead")
 
 
@@ -316,7 +362,7 @@ def check_encoder_block_ignores_padding(EncoderBlock, padding_mask, seed=43, len
                                         d_model=8):
     """With padding_mask, changing padded positions leaves the real tokens' outputs unchanged."""
     cls = bind(EncoderBlock, "EncoderBlock")
-    mask = call(bind(padding_mask, "padding_mask"), torch.tensor(lengths), n)
+    mask = call(bind(padding_mask, "padding_mask"), padded_tokens(lengths, n), PAD)
     generator = torch.Generator().manual_seed(seed)
     run = _block_outputs(cls, generator, mask, d_model)
     x = torch.randn(len(lengths), n, d_model, generator=generator, dtype=torch.float64)
@@ -330,5 +376,6 @@ def check_encoder_block_ignores_padding(EncoderBlock, padding_mask, seed=43, len
     for row, length in enumerate(lengths):
         if not np.allclose(before[row, :length], after[row, :length]):
             raise CheckFailed("Changing the padding tokens changed the outputs of real tokens: "
-                              "the padding mask must stop every query from attending to padding.")
+                              "the padding mask must stop every query from attending to padding. "
+                              + TORCH_MASK_POLARITY)
     passed("padding never affects the real tokens")

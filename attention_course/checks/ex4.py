@@ -26,16 +26,22 @@ def _close_rate(observed: float, expected: float, count: int) -> bool:
     return abs(observed - expected) <= SIGMAS * spread + 1e-9
 
 
+def mask_id_for(vocab_size: int) -> int:
+    """[MASK] is a special token after the ordinary ids (as in Chapter 6), and it differs
+    from vocab_size, so swapped integer arguments cannot pass."""
+    return vocab_size + 1
+
+
 def _masked(mask_tokens, batch, n, vocab_size, mask_prob, seed, in_place_rule=False):
-    """Token ids drawn from 0 .. vocab_size - 1 and [MASK] = vocab_size, so the three
+    """Token ids drawn from 0 .. vocab_size - 1 and [MASK] = vocab_size + 1, so the three
     outcomes of the 80/10/10 rule can be told apart. ``in_place_rule``: the notebook's
     "do not modify token_ids in place" is checked too."""
     fn = bind(mask_tokens, "mask_tokens")
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, vocab_size, (batch, n), generator=generator)
+    mask_id = mask_id_for(vocab_size)
     kwargs = {} if mask_prob is None else {"mask_prob": mask_prob}
-    result, after, _ = call_keeping_arguments(fn, tokens, vocab_size, vocab_size,
-                                              **kwargs)
+    result, after, _ = call_keeping_arguments(fn, tokens, vocab_size, mask_id, **kwargs)
     if in_place_rule and not torch.equal(torch.as_tensor(after[0]), tokens):
         raise CheckFailed("mask_tokens changed token_ids in place: work on a copy "
                           "(token_ids.clone()) and return new tensors.")
@@ -47,6 +53,13 @@ def _masked(mask_tokens, batch, n, vocab_size, mask_prob, seed, in_place_rule=Fa
         expect_shape(array, tuple(tokens.shape), f"the returned {name}")
         if not np.issubdtype(array.dtype, np.integer):
             raise CheckFailed(f"the returned {name} should hold integer token ids, got {array.dtype}.")
+    if (inputs == vocab_size).any():
+        raise CheckFailed(
+            f"for mask_tokens(token_ids, vocab_size={vocab_size}, mask_token_id={mask_id}) the "
+            f"inputs hold the id {vocab_size}, which is neither an ordinary token (0 .. "
+            f"{vocab_size - 1}) nor [MASK]: are vocab_size and mask_token_id swapped? The order "
+            "is mask_tokens(token_ids, vocab_size, mask_token_id), as attention_course.bert's; "
+            "random replacements come from 0 .. vocab_size - 1.")
     return tokens.numpy(), inputs, labels
 
 
@@ -83,7 +96,7 @@ def check_mask_tokens_rates(mask_tokens, seed=51, mask_prob=None, batch=200, n=5
         raise CheckFailed(f"{chosen / total:.3f} of the tokens were selected; expected about "
                           f"{rate:g} (mask_prob). Select each position independently with that "
                           "probability.")
-    became_mask = inputs[selected] == vocab_size
+    became_mask = inputs[selected] == mask_id_for(vocab_size)
     unchanged = inputs[selected] == tokens[selected]
     replaced = ~became_mask & ~unchanged
     if became_mask.mean() > 0.97:
@@ -131,7 +144,10 @@ def check_greedy_decoding(sample_next_token, seed=60, batch=16, vocab_size=10):
         try:
             result = _sample(fn, logits, **kwargs)
         except CheckFailed as failure:
-            raise CheckFailed(f"{failure}\n{hint}" if "temperature" in kwargs else str(failure)) from None
+            # The hint only where dividing by temperature = 0 is what went wrong.
+            unfinished = "not implemented yet" in str(failure)
+            raise CheckFailed(f"{failure}\n{hint}" if "temperature" in kwargs and not unfinished
+                              else str(failure)) from None
         if not np.array_equal(result, best):
             raise CheckFailed(f"With {kwargs} every row must get its largest logit (greedy "
                               f"decoding). {hint}")

@@ -4,6 +4,9 @@
 * Drops duplicate ``<script>`` entries (jupyter-book 1.0.4 lists thebe's config twice
   on every page, which throws "Identifier 'THEBE_JS_URL' has already been declared").
 * Copies the html-manager's icon fonts to the page-relative path it requests them from.
+* Serves the course package's wheel at ``_static/attention_course-<version>-py3-none-any.whl``
+  (built by tools/dist.py at the start of every build): the chapters' install cell and
+  the exercises' install instructions point there (tools/course_links.py).
 * Makes each chapter's downloadable .ipynb carry its outputs: with
   ``execute_notebooks: cache``, myst-nb 1.4 writes the notebook without outputs when
   the cache answers, so they are merged back from jupyter-cache.
@@ -11,6 +14,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import jupytext
@@ -18,12 +23,28 @@ import nbformat
 from jupyter_cache import get_cache
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+WHEEL_DIR = ROOT / "_build" / "wheel"   # listed in html_static_path: copied into _static/
 FONT_DIR_IN_STATIC = Path("vendor") / "html-manager" / "dist"
 FONT_DIR_FROM_PAGE = Path("@jupyter-widgets") / "html-manager" / "dist"
 
 
 def add_static_path(app, config) -> None:
     config.html_static_path.append(str(HERE / "static"))
+    build_wheel(WHEEL_DIR)
+    config.html_static_path.append(str(WHEEL_DIR))
+
+
+def build_wheel(folder: Path) -> Path:
+    """The course package's wheel, alone in ``folder`` (an old version's wheel is removed)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    done = subprocess.run([sys.executable, "-m", "tools.dist", "--wheel-only", "--out", str(folder)],
+                          cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"building the course wheel failed:\n{done.stderr[-3000:]}")
+    wheels = list(folder.glob("*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
 
 
 def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> None:

@@ -323,8 +323,8 @@ EX3 = [
 def causal_mask(n):
     return torch.tril(torch.ones(n, n, dtype=torch.bool))
 
-def padding_mask(lengths, n):
-    return (torch.arange(n)[None, :] >= lengths[:, None])[:, None, :]
+def padding_mask(token_ids, pad_id):
+    return (token_ids == pad_id)[:, None, :]
 '''}, failing={"test_padding_mask": "inverted",
                "test_encoder_block_ignores_padding": "padding"}),
     Case("always_post_ln", _block(POST_LN),
@@ -356,15 +356,26 @@ def padding_mask(lengths, n):
 
 EX4 = [
     Case("mask_everything_selected", {"mask_tokens": '''
-def mask_tokens(token_ids, mask_token_id, vocab_size, mask_prob=0.15):
+def mask_tokens(token_ids, vocab_size, mask_token_id, mask_prob=0.15):
     selected = torch.rand(token_ids.shape) < mask_prob
     return token_ids.masked_fill(selected, mask_token_id), token_ids.masked_fill(~selected, -100)
 '''}, failing={"test_mask_tokens_rates": "Every selected token became [MASK]"}),
     Case("labels_everywhere", {"mask_tokens": '''
-def mask_tokens(token_ids, mask_token_id, vocab_size, mask_prob=0.15):
+def mask_tokens(token_ids, vocab_size, mask_token_id, mask_prob=0.15):
     selected = torch.rand(token_ids.shape) < mask_prob
     return token_ids.masked_fill(selected, mask_token_id), token_ids.clone()
 '''}, failing={"test_mask_tokens_labels": "-100", "test_mask_tokens_rates": "selected"}),
+    Case("mask_ids_swapped", {"mask_tokens": '''
+def mask_tokens(token_ids, mask_token_id, vocab_size, mask_prob=0.15):
+    selected = torch.rand(token_ids.shape) < mask_prob
+    labels = token_ids.masked_fill(~selected, -100)
+    roll = torch.rand(token_ids.shape)
+    inputs = token_ids.clone()
+    inputs[selected & (roll < 0.8)] = mask_token_id
+    to_random = selected & (roll >= 0.8) & (roll < 0.9)
+    inputs[to_random] = torch.randint(0, vocab_size, token_ids.shape)[to_random]
+    return inputs, labels
+'''}, failing={"test_mask_tokens_labels": "swapped", "test_mask_tokens_rates": "swapped"}),
     Case("temperature_multiplied", {"sample_next_token": '''
 def sample_next_token(logits, temperature=1.0, top_k=None):
     if top_k is not None:
@@ -404,7 +415,7 @@ def patchify(images, patch_size):
                "test_patch_embedding_is_a_convolution": "Conv2d"}),
     Case("noisy_but_correct", extra=("import warnings\nwarnings.warn('hi')\nprint(torch.__version__)",)),
     Case("modifies_in_place", {"mask_tokens": '''
-def mask_tokens(token_ids, mask_token_id, vocab_size, mask_prob=0.15):
+def mask_tokens(token_ids, vocab_size, mask_token_id, mask_prob=0.15):
     selected = torch.rand(token_ids.shape) < mask_prob
     labels = token_ids.masked_fill(~selected, -100)
     roll = torch.rand(token_ids.shape)
