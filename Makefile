@@ -11,7 +11,7 @@ SITE := _build/html
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: install book serve test test-fast browser-deps vendor notebooks claims bench-book bench-grade clean
+.PHONY: install book serve test test-fast browser-deps vendor notebooks site-pages claims bench-book bench-site bench-grade clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ vendor: install
 
 notebooks: install
 	$(PY) -m tools.pair_notebooks
+
+# Exercise pages and the glossary are generated from exercises/ and the chapters.
+site-pages: install
+	$(PY) -m tools.site_pages
 
 book: install vendor
 	$(PY) -m tools.book
@@ -51,8 +55,16 @@ test-fast: install
 claims: install
 	$(PY) -m tools.claims --seeds 0,1,2 --dispatch default,avx2,avx512 --jobs 2
 
-bench-book: install vendor
+bench-# Exercise pages and the glossary are generated from exercises/ and the chapters.
+site-pages: install
+	$(PY) -m tools.site_pages
+
+book: install vendor
 	$(PY) -m tools.bench_book
+
+# Page weight vs the 2 MB / 5 MB budgets and first contentful paint, every page of the built site.
+bench-site: install browser-deps
+	$(PY) -m tools.bench_site
 
 # --- grading (owned by the autograder) ---
 .PHONY: test-grader

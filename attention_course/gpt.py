@@ -8,7 +8,6 @@ same layers one new token at a time, keeping every layer's keys and values in a
 """
 from __future__ import annotations
 
-import base64
 import html
 import random
 from collections import Counter
@@ -19,10 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from attention_course.plotting import figure_to_png
+from attention_course.plotting import figure_to_png, png_img
 from attention_course.text import WordVocab, tokenize
 from attention_course.transformer import EncoderLayer, attention, causal_mask, merge_heads, residual, split_heads
-from attention_course.widgets import FrameSlider, default_temperatures
+from attention_course.widgets import FrameSlider, default_temperatures, temperature_label
 
 SPECIALS = ("[PAD]", "[BOS]", "[EOS]")
 
@@ -268,11 +267,10 @@ def next_token_frame_html(probs: np.ndarray, tokens, temperature: float, title: 
     ax.set_xticks(range(len(tokens)), tokens, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
-    label = "T = 0 (greedy)" if temperature == 0 else f"T = {temperature:g}"
+    label = "T = 0 (greedy)" if temperature == 0 else f"T = {temperature_label(temperature)}"
     ax.set_title(f"{title}\n{label}", fontsize=10)
-    png = base64.b64encode(figure_to_png(fig)).decode("ascii")
-    return (f'<div class="next-token-frame" data-temperature="{temperature:g}">'
-            f'<img alt="next-token distribution at {html.escape(label)}" src="data:image/png;base64,{png}"/></div>')
+    image = png_img(figure_to_png(fig), f"next-token distribution at {label}")
+    return f'<div class="next-token-frame" data-temperature="{temperature:g}">{image}</div>'
 
 
 def next_token_slider(logits: torch.Tensor, vocab: WordVocab, title: str, temperatures=None, shown: int = 10):
@@ -286,6 +284,6 @@ def next_token_slider(logits: torch.Tensor, vocab: WordVocab, title: str, temper
     probs = np.stack([next_token_probs(logits.cpu(), float(t))[order].numpy() for t in temperatures])
     frames = [next_token_frame_html(p, tokens, t, title) for p, t in zip(probs, temperatures)]
     start = int(np.argmin(np.abs(temperatures - 1.0)))
-    slider = FrameSlider([("0 (greedy)" if t == 0 else f"{t:g}") for t in temperatures], frames,
-                         description="T (温度)", start=start)
+    slider = FrameSlider([("0 (greedy)" if t == 0 else temperature_label(t)) for t in temperatures], frames,
+                         description="T (温度)", start=start, name="temperature")
     return slider, probs

@@ -7,7 +7,6 @@ just ``temperature_frames`` at a temperature that depends on d_k: 1 (no scaling)
 """
 from __future__ import annotations
 
-import base64
 import html
 import math
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
-from attention_course.plotting import figure_to_png, plot_attention
+from attention_course.plotting import figure_to_png, plot_attention, png_img
 from attention_course.widgets import FrameSlider, TemperatureFrame, temperature_frames
 
 # name -> (label for plots, the temperature it divides the scores by, as a function of d_k)
@@ -72,7 +71,8 @@ def scaling_frame_html(frame: ScalingFrame) -> str:
         ax.set_xlabel("key")
         ax.set_ylabel("query")
     fig.tight_layout()
-    png = base64.b64encode(figure_to_png(fig)).decode("ascii")
+    image = png_img(figure_to_png(fig), f"attention weights at d_k = {frame.d_k} without scaling, divided by "
+                    "the square root of d_k, and divided by d_k")
     rows = "".join(
         f"<tr><td>{html.escape(label)}</td><td>{frame.mean_entropy(name):.3f}</td>"
         f"<td>{frame.by_scaling[name].weights.max(axis=-1).mean():.3f}</td></tr>"
@@ -80,8 +80,7 @@ def scaling_frame_html(frame: ScalingFrame) -> str:
     )
     return (
         f'<div class="scaling-frame" data-dk="{frame.d_k}">'
-        f'<img alt="attention weights at d_k = {frame.d_k} without scaling, divided by the square root of d_k, '
-        f'and divided by d_k" src="data:image/png;base64,{png}"/>'
+        f"{image}"
         '<table class="entropy-table"><tr><th>scaling</th><th>mean row entropy (熵), nats</th>'
         f"<th>mean largest weight</th></tr>{rows}</table>"
         f"<p>Entropy 0 = one-hot; {math.log(n):.3f} = uniform over {n} keys. "
@@ -95,4 +94,4 @@ def scaling_slider(frames: list[ScalingFrame], initial_d_k: int = 64) -> FrameSl
     dims = [f.d_k for f in frames]
     start = int(np.argmin([abs(math.log(d / initial_d_k)) for d in dims]))
     return FrameSlider([str(d) for d in dims], [scaling_frame_html(f) for f in frames],
-                       description="d_k (键的维度)", start=start, width="480px")
+                       description="d_k (键的维度)", start=start, width="480px", name="d_k")
