@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from attention_course.plotting import figure_to_png, png_img
+from attention_course.plotting import figure_img
 from attention_course.text import WordVocab, tokenize
 from attention_course.transformer import EncoderLayer, attention, causal_mask, merge_heads, residual, split_heads
 from attention_course.widgets import FrameSlider, default_temperatures, temperature_label
@@ -269,7 +269,7 @@ def next_token_frame_html(probs: np.ndarray, tokens, temperature: float, title: 
     ax.set_ylabel("probability")
     label = "T = 0 (greedy)" if temperature == 0 else f"T = {temperature_label(temperature)}"
     ax.set_title(f"{title}\n{label}", fontsize=10)
-    image = png_img(figure_to_png(fig), f"next-token distribution at {label}")
+    image = figure_img(fig, f"next-token distribution at {label}")
     return f'<div class="next-token-frame" data-temperature="{temperature:g}">{image}</div>'
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-import struct
+import re
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -31,28 +31,36 @@ def plot_attention(weights, query_tokens, key_tokens, ax=None, title=None, annot
     return ax
 
 
-def figure_to_png(fig, dpi: int = 144) -> bytes:
-    """Render a figure to PNG bytes and close it (frames for static widgets).
-
-    144 dpi is twice the size the page shows it at (see ``png_img``): sharp on high-DPI screens.
-    """
+def figure_to_png(fig, dpi: int = 192) -> bytes:
+    """Render a figure to PNG bytes and close it."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
 
 
-def png_size(png: bytes) -> tuple[int, int]:
-    """(width, height) in pixels, read from the PNG header."""
-    if png[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError("not a PNG")
-    return struct.unpack(">II", png[16:24])
+def figure_to_svg(fig) -> bytes:
+    """Render a figure to SVG bytes and close it: sharp at any zoom, text kept as text (small)."""
+    buffer = io.BytesIO()
+    with plt.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buffer, format="svg", dpi=192, bbox_inches="tight")  # dpi: embedded heatmap pixels
+    plt.close(fig)
+    return buffer.getvalue()
 
 
-def png_img(png: bytes, alt: str, scale: int = 2) -> str:
-    """An inline ``<img>`` for a PNG drawn at ``scale`` x: shown at 1/scale of its pixel size,
-    shrinking with the column on narrow screens."""
-    width, height = png_size(png)
-    data = base64.b64encode(png).decode("ascii")
-    return (f'<img alt="{html.escape(alt)}" width="{width // scale}" height="{height // scale}" '
-            f'style="max-width: 100%; height: auto" src="data:image/png;base64,{data}"/>')
+def svg_size(svg: bytes) -> tuple[int, int]:
+    """(width, height) in CSS pixels of a matplotlib SVG, whose root gives them in points."""
+    root = re.search(rb"<svg[^>]*>", svg).group(0)
+    width, height = (float(re.search(rb'%s="([0-9.]+)pt"' % key, root).group(1)) for key in (b"width", b"height"))
+    return round(width * 4 / 3), round(height * 4 / 3)
+
+
+def figure_img(fig, alt: str) -> str:
+    """A self-contained ``<img>`` of a figure for static widget frames: an SVG data URI shown at
+    matplotlib's size (inches as CSS inches, so a 10-point label is 13 px), shrinking with the
+    column on narrow screens. Closes the figure."""
+    svg = figure_to_svg(fig)
+    width, height = svg_size(svg)
+    data = base64.b64encode(svg).decode("ascii")
+    return (f'<img alt="{html.escape(alt)}" width="{width}" height="{height}" '
+            f'style="max-width: 100%; height: auto" src="data:image/svg+xml;base64,{data}"/>')

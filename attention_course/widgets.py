@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from attention_course.attention import entropy, softmax
-from attention_course.plotting import figure_to_png, plot_attention, png_img
+from attention_course.plotting import figure_img, plot_attention
 
 
 def default_temperatures() -> np.ndarray:
@@ -49,7 +49,7 @@ def frame_html(frame: TemperatureFrame, query_tokens, key_tokens) -> str:
     """One frame as self-contained HTML: the heatmap PNG and each row's entropy."""
     fig, ax = plt.subplots(figsize=(4.2, 3.4))
     plot_attention(frame.weights, query_tokens, key_tokens, ax=ax, title=f"softmax(scores / T), T = {temperature_label(frame.temperature)}")
-    image = png_img(figure_to_png(fig), f"attention weights at temperature {temperature_label(frame.temperature)}")
+    image = figure_img(fig, f"attention weights at temperature {temperature_label(frame.temperature)}")
     max_entropy = np.log(len(key_tokens))
     rows = "".join(
         f"<tr><td>{html.escape(tok)}</td><td>{h:.3f}</td></tr>"

@@ -24,7 +24,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 MB = 1_000_000
 BUDGET_WITHOUT_SLIDER = 2 * MB
 BUDGET_WITH_SLIDER = 5 * MB
-WIDGET_SCRIPTS = ("require.js", "embed-amd.js")
+WIDGET_SCRIPTS = ("require.js", "embed-amd.js", "embed.js")
 
 PAGE_WEIGHT_JS = """() => {
     const nav = performance.getEntriesByType('navigation')[0];
@@ -33,8 +33,8 @@ PAGE_WEIGHT_JS = """() => {
     return {
         bytes: nav.decodedBodySize + resources.reduce((sum, r) => sum + r.decodedBodySize, 0),
         fcp: paint ? paint.startTime : null,
-        blocking: resources.filter(r => r.renderBlockingStatus === 'blocking').map(r => r.name),
-        scripts: resources.filter(r => r.initiatorType === 'script').map(r => r.name),
+        blocking: resources.filter(r => r.renderBlockingStatus === 'blocking').map(r => r.name.split('?')[0]),
+        scripts: resources.filter(r => r.initiatorType === 'script').map(r => r.name.split('?')[0]),
         sliders: document.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]').length,
     };
 }"""
