@@ -75,10 +75,11 @@ def measure(page, url: str) -> dict:
     return page.evaluate(PAGE_WEIGHT_JS)
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     from playwright.sync_api import sync_playwright
 
-    if not (SITE / "index.html").exists():
+    site = Path(argv[0]) if argv else SITE  # another built copy of the site, if given
+    if not (site / "index.html").exists():
         print("no built site: run `make book` first")
         return 2
     chromium = shutil.which("chromium")
@@ -86,7 +87,7 @@ def main() -> int:
         print("Debian's chromium is needed (make browser-deps)")
         return 2
     over = []
-    with serve() as url, sync_playwright() as playwright:
+    with serve(site) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         print(f"{'page':26} {'MB':>6} {'budget':>7} {'widget JS':>10} {'blocking':>9} {'FCP ms':>7}")
         for docname in toc_docnames():
@@ -97,7 +98,7 @@ def main() -> int:
                            or route.request.url.startswith("data:") else route.abort())
                 result = measure(page, f"{url}/{docname}.html")
                 context.close()
-                budget = budget_for(docname)
+                budget = budget_for(docname, site)
                 widget = any(s.endswith(WIDGET_SCRIPTS) for s in result["scripts"])
                 blocking = [b for b in result["blocking"] if b.endswith(WIDGET_SCRIPTS + ("fontawesome.js",))]
                 flag = ""
@@ -117,4 +118,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -49,7 +49,7 @@ def copy_if_changed(src: Path, dst: Path) -> None:
 
 
 def html_manager_fonts() -> list[Path]:
-    """The icon fonts embed.js asks for (see book/_ext/course_site.py)."""
+    """The icon fonts embed.js asks for, from the folder it was loaded from."""
     return sorted(p for p in HTML_MANAGER_DIST.iterdir() if p.suffix in FONT_SUFFIXES)
 
 
@@ -57,8 +57,8 @@ def assemble() -> None:
     # embed.js (1.9 MB) renders the standard widgets with no require.js; embed-amd.js
     # (3.6 MB, plus require.js) is only needed for third-party widget libraries.
     copy_if_changed(HTML_MANAGER_DIST / "embed.js", VENDOR / "html-manager" / "embed.js")
-    for font in html_manager_fonts():
-        copy_if_changed(font, VENDOR / "html-manager" / "dist" / font.name)
+    for font in html_manager_fonts():  # embed.js asks for them next to itself
+        copy_if_changed(font, VENDOR / "html-manager" / font.name)
     mathjax = MODULES / "mathjax" / "es5"
     for src in mathjax.rglob("*"):
         if src.is_file():

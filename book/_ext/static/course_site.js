@@ -119,9 +119,11 @@
     });
   }
   function watchFormulas() {
+    // Formulas are typeset when the site is built (tools/site_assets/prerender_math.js);
+    // if MathJax runs in the page instead, wait for it.
     var mathjax = window.MathJax;
-    if (!mathjax || !mathjax.startup || !mathjax.startup.promise) return;
-    mathjax.startup.promise.then(focusWideFormulas);
+    if (mathjax && mathjax.startup && mathjax.startup.promise) mathjax.startup.promise.then(focusWideFormulas);
+    else focusWideFormulas();
     window.addEventListener("resize", focusWideFormulas);
   }
 
@@ -134,10 +136,7 @@
     forwardToggles(".primary-toggle");
     forwardToggles(".secondary-toggle");
     fixNames();
-    if (document.querySelector(".math")) {
-      if (window.MathJax && window.MathJax.startup) watchFormulas();
-      else window.addEventListener("load", watchFormulas);
-    }
+    if (document.querySelector(".math")) watchFormulas();
     if (document.querySelector('script[type="application/vnd.jupyter.widget-state+json"]')) watchSliders();
   });
 })();
