@@ -133,6 +133,10 @@ def test_page_is_accessible_and_fits(browser, site_url, docname, layout, scheme)
     if layout == "phone":
         overflow = page.evaluate("document.documentElement.scrollWidth")
         assert overflow <= width, f"the page is {overflow} px wide on a {width} px screen"
+    else:
+        # Every code line and every text result is readable without sideways scrolling.
+        wide = page.eval_on_selector_all("article pre", "ps => ps.filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.textContent.slice(0, 60))")
+        assert not wide, f"code or output that scrolls sideways at {width} px: {wide[:3]}"
     visit.assert_clean()
     visit.close()
 
@@ -223,4 +227,25 @@ def test_temperature_slider_works_with_the_keyboard_and_no_kernel(browser, site_
     # Formulas are not tab stops: the slider is reached without tabbing through every equation.
     assert page.locator("mjx-container[tabindex='0']").count() == 0
     visit.assert_clean()
+    visit.close()
+
+
+def test_search_snippets_show_no_raw_tex(browser, site_url):
+    visit = PageVisit(browser, site_url, "search", width=1280)
+    visit.page.goto(f"{site_url}/search.html?q=softmax", wait_until="load")
+    visit.page.wait_for_selector("#search-results li p.context", timeout=30_000)
+    visit.page.wait_for_load_state("networkidle")
+    snippets = visit.page.locator("#search-results li p.context").all_inner_texts()
+    assert snippets
+    assert not [s for s in snippets if any(tex in s for tex in RAW_TEX)], snippets[:3]
+    visit.close()
+
+
+def test_chapters_and_figures_are_numbered_and_terms_link_the_glossary(browser, site_url):
+    visit = PageVisit(browser, site_url, "book/02_scaling")
+    page = visit.page
+    assert page.locator("article h1").first.inner_text().startswith("2.")
+    assert page.locator("figcaption .caption-number").first.inner_text().startswith("Fig. 2.1")
+    glossary_links = page.eval_on_selector_all("article a[href*='glossary.html#term-']", "as => as.length")
+    assert glossary_links >= 3, "the chapter's first uses of key terms do not link the glossary"
     visit.close()
