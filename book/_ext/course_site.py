@@ -22,6 +22,27 @@
 * Makes each chapter's downloadable .ipynb carry its outputs: with
   ``execute_notebooks: cache``, myst-nb 1.4 writes the notebook without outputs when
   the cache answers, so they are merged back from jupyter-cache.
+
+Figure recipe (captions, alt text, numbering) for a chapter's plotting cell::
+
+    ```{code-cell} ipython3
+    ---
+    tags: [full-width]          # only for a figure wider than ~9.5 in (multi-panel)
+    mystnb:
+      figure:
+        caption: "One sentence saying what the figure shows; MyST markup and $math$ work."
+      image:
+        alt: What a reader who cannot see it needs, e.g. "Line plot of X against Y, one line per Z".
+    ---
+    fig, ax = plt.subplots(...)
+    ```
+
+No ``name``: myst-nb wraps every display output of the cell in the figure, and a cell that
+plots and then shows a result would define the name twice (a warning, so -W fails);
+``number_output_figures`` below numbers the figures and unwraps non-image outputs. Keep
+labels at >= 9 pt (legends too) and a figure's natural width (inches x 96 px) within the
+column (688 px) or, tagged full-width, within about 1100 px; tests/test_site_browser.py
+checks alt text, the numbered caption and the displayed scale (>= 83 %).
 """
 from __future__ import annotations
 
