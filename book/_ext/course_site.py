@@ -116,6 +116,10 @@ def add_static_path(app, config) -> None:
 
 
 def configure_theme(app, config) -> None:
+    # No pydata-sphinx-theme top bar: sphinx-book-theme has its own header, and the extra bar
+    # showed an empty strip with a second search box on desktops (and holds the hidden
+    # .primary-toggle that the theme binds instead of the visible one).
+    config.html_theme_options.setdefault("navbar_persistent", [])
     # pydata-sphinx-theme reads the default colour mode from html_context.
     config.html_context.setdefault("default_mode", "auto")
     # MathJax from startup.js: TeX in, CHTML out, MathML for screen readers; no contextual
