@@ -137,6 +137,10 @@ def test_page_is_accessible_and_fits(browser, site_url, docname, layout, scheme)
         # Every code line and every text result is readable without sideways scrolling.
         wide = page.eval_on_selector_all("article pre", "ps => ps.filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.textContent.slice(0, 60))")
         assert not wide, f"code or output that scrolls sideways at {width} px: {wide[:3]}"
+        if scheme == "light":  # and on paper: printing cuts off whatever does not wrap
+            page.emulate_media(media="print")
+            wide = page.eval_on_selector_all("article pre", "ps => ps.filter(p => p.scrollWidth > p.clientWidth + 1).length")
+            assert not wide, f"{wide} code blocks or outputs are cut off in print"
     visit.assert_clean()
     visit.close()
 
