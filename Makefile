@@ -55,11 +55,7 @@ test-fast: install
 claims: install
 	$(PY) -m tools.claims --seeds 0,1,2 --dispatch default,avx2,avx512 --jobs 2
 
-bench-# Exercise pages and the glossary are generated from exercises/ and the chapters.
-site-pages: install
-	$(PY) -m tools.site_pages
-
-book: install vendor
+bench-book: install vendor
 	$(PY) -m tools.bench_book
 
 # Page weight vs the 2 MB / 5 MB budgets and first contentful paint, every page of the built site.
