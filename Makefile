@@ -11,7 +11,7 @@ SITE := _build/html
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: install book serve test test-fast browser-deps vendor notebooks links dist student claims bench-book bench-grade clean
+.PHONY: install book serve test test-fast browser-deps vendor notebooks links dist student site-pages claims bench-book bench-site bench-grade clean
 
 install: $(STAMP)
 
@@ -50,6 +50,10 @@ student:
 	$(PIP) install --quiet -e . "jupyterlab>=4.2,<5"
 	@echo "Now: $(VENV)/bin/jupyter lab exercises/"
 
+# Exercise pages and the glossary are generated from exercises/ and the chapters.
+site-pages: install
+	$(PY) -m tools.site_pages
+
 book: install vendor
 	$(PY) -m tools.book
 
@@ -75,6 +79,10 @@ claims: install
 
 bench-book: install vendor
 	$(PY) -m tools.bench_book
+
+# Page weight vs the 2 MB / 5 MB budgets and first contentful paint, every page of the built site.
+bench-site: install browser-deps
+	$(PY) -m tools.bench_site
 
 # --- grading (owned by the autograder) ---
 .PHONY: test-grader

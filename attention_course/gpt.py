@@ -8,8 +8,6 @@ same layers one new token at a time, keeping every layer's keys and values in a
 """
 from __future__ import annotations
 
-import base64
-import html
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,11 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from attention_course.plotting import figure_to_png
+from attention_course.plotting import figure_img
 from attention_course.text import WordVocab, tokenize
 from attention_course.transformer import (EncoderLayer, attention, causal_mask,
                                           merge_heads, residual, split_heads)
-from attention_course.widgets import FrameSlider, default_temperatures
+from attention_course.widgets import (FrameSlider, default_temperatures,
+                                      temperature_label)
 
 SPECIALS = ("[PAD]", "[BOS]", "[EOS]")
 
@@ -296,12 +295,14 @@ def next_token_frame_html(probs: np.ndarray, tokens, temperature: float,
                   rotation_mode="anchor")
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
-    label = "T = 0 (greedy)" if temperature == 0 else f"T = {temperature:g}"
+    if temperature == 0:
+        label = "T = 0 (greedy)"
+    else:
+        label = f"T = {temperature_label(temperature)}"
     ax.set_title(f"{title}\n{label}", fontsize=10)
-    png = base64.b64encode(figure_to_png(fig)).decode("ascii")
+    image = figure_img(fig, f"next-token distribution at {label}")
     return (f'<div class="next-token-frame" data-temperature="{temperature:g}">'
-            f'<img alt="next-token distribution at {html.escape(label)}"'
-            f' src="data:image/png;base64,{png}"/></div>')
+            f'{image}</div>')
 
 
 def next_token_slider(logits: torch.Tensor, vocab: WordVocab, title: str,
@@ -322,6 +323,8 @@ def next_token_slider(logits: torch.Tensor, vocab: WordVocab, title: str,
     frames = [next_token_frame_html(p, tokens, t, title)
               for p, t in zip(probs, temperatures)]
     start = int(np.argmin(np.abs(temperatures - 1.0)))
-    labels = [("0 (greedy)" if t == 0 else f"{t:g}") for t in temperatures]
-    slider = FrameSlider(labels, frames, description="T (温度)", start=start)
+    labels = [("0 (greedy)" if t == 0 else temperature_label(t))
+              for t in temperatures]
+    slider = FrameSlider(labels, frames, description="T (温度)", start=start,
+                         name="temperature")
     return slider, probs

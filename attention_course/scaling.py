@@ -7,7 +7,6 @@ just ``temperature_frames`` at a temperature that depends on d_k: 1 (no scaling)
 """
 from __future__ import annotations
 
-import base64
 import html
 import math
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
-from attention_course.plotting import figure_to_png, plot_attention
+from attention_course.plotting import figure_img, plot_attention
 from attention_course.widgets import FrameSlider, TemperatureFrame, temperature_frames
 
 # name -> (label for plots, the temperature it divides the scores by, as a function of d_k)
@@ -61,18 +60,23 @@ def scaling_frames(key_dims=None, n_tokens: int = 8, seed: int = 0) -> list[Scal
 
 
 def scaling_frame_html(frame: ScalingFrame) -> str:
-    """One d_k as self-contained HTML: a heatmap per scaling, then the mean row entropies."""
+    """One d_k as self-contained HTML: a heatmap per scaling, then the mean row entropies.
+
+    Each scaling is its own image, and the images wrap: side by side on a wide screen, one
+    under another on a phone, each at a size where its labels stay readable.
+    """
     n = frame.scores.shape[0]
     queries = [f"q{i + 1}" for i in range(n)]
     keys = [f"k{j + 1}" for j in range(n)]
-    fig, axes = plt.subplots(1, len(SCALINGS), figsize=(4.0 * len(SCALINGS), 3.4))
-    for ax, (name, (label, _)) in zip(axes, SCALINGS.items()):
+    images = []
+    for name, (label, _) in SCALINGS.items():
+        fig, ax = plt.subplots(figsize=(4.0, 3.4))
         plot_attention(frame.by_scaling[name].weights, queries, keys, ax=ax, annotate=False,
                        title=f"{label}\nd_k = {frame.d_k}, T = {frame.by_scaling[name].temperature:g}")
         ax.set_xlabel("key")
         ax.set_ylabel("query")
-    fig.tight_layout()
-    png = base64.b64encode(figure_to_png(fig)).decode("ascii")
+        fig.tight_layout()
+        images.append(figure_img(fig, f"attention weights at d_k = {frame.d_k}, {label}"))
     rows = "".join(
         f"<tr><td>{html.escape(label)}</td><td>{frame.mean_entropy(name):.3f}</td>"
         f"<td>{frame.by_scaling[name].weights.max(axis=-1).mean():.3f}</td></tr>"
@@ -80,8 +84,7 @@ def scaling_frame_html(frame: ScalingFrame) -> str:
     )
     return (
         f'<div class="scaling-frame" data-dk="{frame.d_k}">'
-        f'<img alt="attention weights at d_k = {frame.d_k} without scaling, divided by the square root of d_k, '
-        f'and divided by d_k" src="data:image/png;base64,{png}"/>'
+        f'<div class="frame-panels" style="display: flex; flex-wrap: wrap; gap: 0.5em">{"".join(images)}</div>'
         '<table class="entropy-table"><tr><th>scaling</th><th>mean row entropy (熵), nats</th>'
         f"<th>mean largest weight</th></tr>{rows}</table>"
         f"<p>Entropy 0 = one-hot; {math.log(n):.3f} = uniform over {n} keys. "
@@ -95,4 +98,4 @@ def scaling_slider(frames: list[ScalingFrame], initial_d_k: int = 64) -> FrameSl
     dims = [f.d_k for f in frames]
     start = int(np.argmin([abs(math.log(d / initial_d_k)) for d in dims]))
     return FrameSlider([str(d) for d in dims], [scaling_frame_html(f) for f in frames],
-                       description="d_k (键的维度)", start=start, width="480px")
+                       description="d_k (键的维度)", start=start, width="480px", name="d_k")

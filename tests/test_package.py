@@ -150,7 +150,7 @@ def test_temperature_frames_sharpen_when_cold_and_flatten_when_hot():
 def test_frame_html_holds_heatmap_and_each_rows_entropy():
     frame = temperature_frames(np.array([[0.0, 1.0]]), [0.5])[0]
     page = frame_html(frame, ["q<1>"], ["a", "b"])
-    assert 'src="data:image/png;base64,' in page
+    assert 'src="data:image/svg+xml;base64,' in page
     assert "q&lt;1&gt;" in page  # token text is escaped
     assert f"{frame.entropy[0]:.3f}" in page
 

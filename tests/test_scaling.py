@@ -50,7 +50,7 @@ def test_unscaled_sharpens_linear_flattens_sqrt_stays(frames):
 
 def test_frame_html_and_slider(frames):
     page = scaling_frame_html(frames[1])
-    assert page.count("data:image/png;base64,") == 1
+    assert page.count("data:image/svg+xml;base64,") == len(SCALINGS)  # one image per scaling, wrapping
     assert f"{frames[1].mean_entropy('sqrt'):.3f}" in page
     slider = scaling_slider(frames, initial_d_k=64)
     assert [label for label, _ in slider.slider.options] == ["4", "64", "1024"]

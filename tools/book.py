@@ -17,8 +17,15 @@ def toc_docnames(root: Path = ROOT) -> list[str]:
     """Every page in _toc.yml, in reading order, e.g. 'book/01_qkv'."""
     toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
     names = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries:
+            if "file" in entry:
+                names.append(entry["file"])
+            walk(entry.get("sections", []))
+
     for part in toc.get("parts", []):
-        names += [chapter["file"] for chapter in part.get("chapters", [])]
+        walk(part.get("chapters", []))
     return names
 
 

@@ -1,7 +1,7 @@
 """Install the site's browser assets from npm and lay them out for Sphinx.
 
-The built website must make no request outside its own origin, so MathJax 3,
-require.js and the ipywidgets html-manager are installed from the npm registry
+The built website must make no request outside its own origin, so MathJax 3 and the
+ipywidgets html-manager are installed from the npm registry
 (versions pinned in tools/site_assets/package-lock.json) and copied under
 ``site_vendor/static/vendor/``, which ``_config.yml`` lists in ``html_static_path``.
 Nothing here is committed: it is rebuilt from the lock file.
@@ -49,15 +49,16 @@ def copy_if_changed(src: Path, dst: Path) -> None:
 
 
 def html_manager_fonts() -> list[Path]:
-    """The icon fonts embed-amd.js asks for (see book/_ext/course_site.py)."""
+    """The icon fonts embed.js asks for, from the folder it was loaded from."""
     return sorted(p for p in HTML_MANAGER_DIST.iterdir() if p.suffix in FONT_SUFFIXES)
 
 
 def assemble() -> None:
-    copy_if_changed(MODULES / "requirejs" / "require.js", VENDOR / "require.js")
-    copy_if_changed(HTML_MANAGER_DIST / "embed-amd.js", VENDOR / "html-manager" / "embed-amd.js")
-    for font in html_manager_fonts():
-        copy_if_changed(font, VENDOR / "html-manager" / "dist" / font.name)
+    # embed.js (1.9 MB) renders the standard widgets with no require.js; embed-amd.js
+    # (3.6 MB, plus require.js) is only needed for third-party widget libraries.
+    copy_if_changed(HTML_MANAGER_DIST / "embed.js", VENDOR / "html-manager" / "embed.js")
+    for font in html_manager_fonts():  # embed.js asks for them next to itself
+        copy_if_changed(font, VENDOR / "html-manager" / font.name)
     mathjax = MODULES / "mathjax" / "es5"
     for src in mathjax.rglob("*"):
         if src.is_file():
