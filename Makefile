@@ -34,6 +34,7 @@ links: install
 	$(PY) -m tools.course_links
 	$(PY) -m tools.pair_notebooks
 	$(PY) -m autograder release
+	$(PY) -m tools.site_pages
 
 # The course package (import name attention_course, distribution attention-course) as a
 # wheel and an sdist in dist/: the chapters' code and the exercises' checks, no solutions,

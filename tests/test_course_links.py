@@ -21,7 +21,10 @@ def test_nothing_drifted_from_the_setting():
 def test_a_fork_changes_one_setting_and_every_place_follows(tmp_path):
     for name in ("pyproject.toml", "_config.yml", "conf.py", "README.md"):
         shutil.copy(ROOT / name, tmp_path / name)
-    shutil.copytree(ROOT / "book", tmp_path / "book", ignore=shutil.ignore_patterns("*.ipynb", "_ext"))
+    # book/exercises/ and the glossary are written from _config.yml by tools.site_pages
+    # (make links runs it; tests/test_site_pages.py checks they follow _config.yml).
+    shutil.copytree(ROOT / "book", tmp_path / "book",
+                    ignore=shutil.ignore_patterns("*.ipynb", "_ext", "exercises", "glossary.md"))
     shutil.copytree(ROOT / "solutions", tmp_path / "solutions")
     (tmp_path / "attention_course").mkdir()
     text = (tmp_path / "pyproject.toml").read_text()
@@ -91,6 +94,7 @@ def test_the_site_serves_the_course_wheel_under_static(tmp_path, monkeypatch):
 
     class Config:
         html_static_path: list = []
+        templates_path: list = []
 
     config = Config()
     course_site.add_static_path(None, config)
