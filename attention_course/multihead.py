@@ -46,8 +46,9 @@ def partner_losses(model: TwoRelationModel, batch: PartnerBatch):
     return previous_loss, partner_loss, weights
 
 
-def partner_accuracies(model: TwoRelationModel, batch: PartnerBatch) -> tuple[float, float]:
-    """Share of right answers: (previous digit, partner's digit); position 0 is skipped."""
+def partner_accuracies(model: TwoRelationModel,
+                       batch: PartnerBatch) -> tuple[float, float]:
+    """Share of right answers (previous digit, partner's digit); skips position 0."""
     previous_logits, partner_logits, _ = model(batch.tokens)
     has_previous = batch.previous_digit >= 0
     previous_right = previous_logits.argmax(-1) == batch.previous_digit
