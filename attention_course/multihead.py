@@ -46,6 +46,17 @@ def partner_losses(model: TwoRelationModel, batch: PartnerBatch):
     return previous_loss, partner_loss, weights
 
 
+def partner_accuracies(model: TwoRelationModel,
+                       batch: PartnerBatch) -> tuple[float, float]:
+    """Share of right answers (previous digit, partner's digit); skips position 0."""
+    previous_logits, partner_logits, _ = model(batch.tokens)
+    has_previous = batch.previous_digit >= 0
+    previous_right = previous_logits.argmax(-1) == batch.previous_digit
+    partner_right = partner_logits.argmax(-1) == batch.partner_digit
+    return (previous_right[has_previous].float().mean().item(),
+            partner_right.float().mean().item())
+
+
 @contextmanager
 def ablate_heads(mha: MultiHeadAttention, heads):
     """Zero the outputs of the given heads inside ``mha`` (before W^O), then restore.

@@ -23,12 +23,14 @@ class Seq2SeqTransformer(nn.Module):
 
     Source and target share one vocabulary and one embedding table. With
     ``norm_first=True`` (pre-LN) each stack ends with a final LayerNorm, as pre-LN
-    models do; post-LN layers already end in one.
+    models do; post-LN layers already end in one. ``skip`` and ``layer_norm`` (and
+    ``d_ff=0``) switch parts of every layer off, as in :class:`EncoderLayer`.
     """
 
     def __init__(self, vocab_size: int, d_model: int = 64, num_heads: int = 4,
                  d_ff: int = 128, num_layers: int = 2, max_len: int = 64,
-                 pad_id: int = 0, norm_first: bool = False, dropout: float = 0.0):
+                 pad_id: int = 0, norm_first: bool = False, dropout: float = 0.0,
+                 *, skip: bool = True, layer_norm: bool = True):
         super().__init__()
         self.d_model, self.pad_id = d_model, pad_id
         self.embedding = nn.Embedding(vocab_size, d_model)
@@ -37,14 +39,14 @@ class Seq2SeqTransformer(nn.Module):
         nn.init.normal_(self.embedding.weight, std=d_model ** -0.5)
         positions = sinusoidal_positional_encoding(max_len, d_model)
         self.register_buffer("positions", positions, persistent=False)
-        self.encoder = nn.ModuleList(
-            EncoderLayer(d_model, num_heads, d_ff, dropout, norm_first)
-            for _ in range(num_layers))
-        self.decoder = nn.ModuleList(
-            DecoderLayer(d_model, num_heads, d_ff, dropout, norm_first)
-            for _ in range(num_layers))
-        self.encoder_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
-        self.decoder_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
+        args = (d_model, num_heads, d_ff, dropout, norm_first)
+        parts = dict(skip=skip, layer_norm=layer_norm)
+        layers = range(num_layers)
+        self.encoder = nn.ModuleList(EncoderLayer(*args, **parts) for _ in layers)
+        self.decoder = nn.ModuleList(DecoderLayer(*args, **parts) for _ in layers)
+        final_norm = norm_first and layer_norm
+        self.encoder_norm = nn.LayerNorm(d_model) if final_norm else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(d_model) if final_norm else nn.Identity()
         self.generator = nn.Linear(d_model, vocab_size)
 
     def embed(self, tokens):

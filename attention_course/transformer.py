@@ -92,11 +92,15 @@ class FeedForward(nn.Module):
         return self.linear2(self.dropout(torch.relu(self.linear1(x))))
 
 
-def residual(x, sublayer, norm, dropout, norm_first: bool):
-    """Post-LN: LN(x + sublayer(x)). Pre-LN: x + sublayer(LN(x))."""
+def residual(x, sublayer, norm, dropout, norm_first: bool, skip: bool = True):
+    """Post-LN: LN(x + sublayer(x)). Pre-LN: x + sublayer(LN(x)).
+
+    ``skip=False`` drops the "x +" (no residual connection), an experiment of chapter 4.
+    """
+    stream = x if skip else 0
     if norm_first:
-        return x + dropout(sublayer(norm(x)))
-    return norm(x + dropout(sublayer(x)))
+        return stream + dropout(sublayer(norm(x)))
+    return norm(stream + dropout(sublayer(x)))
 
 
 class EncoderLayer(nn.Module):
@@ -105,16 +109,22 @@ class EncoderLayer(nn.Module):
     ``norm_first=False`` is the original paper's post-LN: x = LN(x + sublayer(x)).
     ``norm_first=True`` is the pre-LN most modern models use: x = x + sublayer(LN(x)).
     The last attention weights are kept in ``self.attention_weights`` for plotting.
+    For chapter 4's experiments, ``d_ff=0`` leaves out the FFN sublayer,
+    ``skip=False`` the residual connections and ``layer_norm=False`` the LayerNorms.
     """
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0, norm_first: bool = False):
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
+                 norm_first: bool = False, *, skip: bool = True,
+                 layer_norm: bool = True):
         super().__init__()
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout)
-        self.ffn = FeedForward(d_model, d_ff, dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
+        self.ffn = FeedForward(d_model, d_ff, dropout) if d_ff > 0 else None
+        norm = nn.LayerNorm if layer_norm else (lambda d: nn.Identity())
+        self.norm1 = norm(d_model)
+        self.norm2 = norm(d_model)
         self.dropout = nn.Dropout(dropout)
         self.norm_first = norm_first
+        self.skip = skip
         self.attention_weights = None
 
     def forward(self, x, mask=None):
@@ -122,8 +132,11 @@ class EncoderLayer(nn.Module):
             out, self.attention_weights = self.self_attn(h, h, h, mask)
             return out
 
-        x = residual(x, self_attention, self.norm1, self.dropout, self.norm_first)
-        return residual(x, self.ffn, self.norm2, self.dropout, self.norm_first)
+        settings = (self.dropout, self.norm_first, self.skip)
+        x = residual(x, self_attention, self.norm1, *settings)
+        if self.ffn is None:
+            return x
+        return residual(x, self.ffn, self.norm2, *settings)
 
 
 class DecoderLayer(nn.Module):
@@ -131,17 +144,22 @@ class DecoderLayer(nn.Module):
 
     Queries of the cross-attention come from the decoder, keys and values from the
     encoder's output (``memory``). Weights are kept in ``self_attention_weights``
-    and ``cross_attention_weights``.
+    and ``cross_attention_weights``. ``d_ff``, ``skip`` and ``layer_norm`` as in
+    :class:`EncoderLayer`.
     """
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0, norm_first: bool = False):
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
+                 norm_first: bool = False, *, skip: bool = True,
+                 layer_norm: bool = True):
         super().__init__()
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout)
         self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout)
-        self.ffn = FeedForward(d_model, d_ff, dropout)
-        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(3))
+        self.ffn = FeedForward(d_model, d_ff, dropout) if d_ff > 0 else None
+        norm = nn.LayerNorm if layer_norm else (lambda d: nn.Identity())
+        self.norms = nn.ModuleList(norm(d_model) for _ in range(3))
         self.dropout = nn.Dropout(dropout)
         self.norm_first = norm_first
+        self.skip = skip
         self.self_attention_weights = None
         self.cross_attention_weights = None
 
@@ -154,9 +172,11 @@ class DecoderLayer(nn.Module):
             out, self.cross_attention_weights = self.cross_attn(x, memory, memory, memory_mask)
             return out
 
+        if self.ffn is None:
+            return (self_attention, cross_attention)
         return (self_attention, cross_attention, self.ffn)
 
     def forward(self, x, memory, self_mask=None, memory_mask=None):
         for sublayer, norm in zip(self._sublayers(memory, self_mask, memory_mask), self.norms):
-            x = residual(x, sublayer, norm, self.dropout, self.norm_first)
+            x = residual(x, sublayer, norm, self.dropout, self.norm_first, self.skip)
         return x

@@ -1,7 +1,8 @@
 """Head ablation, attention mass and the two-relation model of chapter 3."""
 import torch
 
-from attention_course.multihead import TwoRelationModel, ablate_heads, attention_mass, partner_losses
+from attention_course.multihead import (TwoRelationModel, ablate_heads, attention_mass,
+                                        partner_accuracies, partner_losses)
 from attention_course.tasks import PartnerTask, partner_batch
 from attention_course.training import train
 from attention_course.transformer import MultiHeadAttention, attention, merge_heads, split_heads
@@ -43,3 +44,16 @@ def test_two_relation_model_shapes_and_learns():
     losses = train(model, lambda step: sum(partner_losses(model, partner_batch(task, 64))[:2]), 150,
                    lr=3e-3, progress=False)
     assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:10]) / 10
+
+
+def test_partner_accuracies_count_right_answers_and_skip_position_0():
+    task = PartnerTask(num_letters=6, num_pairs=4, num_digits=4)
+    batch = partner_batch(task, 16, generator=torch.Generator().manual_seed(0))
+
+    class Oracle(torch.nn.Module):
+        def forward(self, tokens):
+            previous = torch.nn.functional.one_hot(batch.previous_digit.clamp(min=0), 4)
+            partner = torch.nn.functional.one_hot(batch.partner_digit, 4)
+            return previous.float(), partner.float(), None
+
+    assert partner_accuracies(Oracle(), batch) == (1.0, 1.0)

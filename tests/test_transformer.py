@@ -85,3 +85,33 @@ def test_sinusoidal_positional_encoding_formula():
     pos, i = 7, 3
     assert math.isclose(pe[pos, 2 * i].item(), math.sin(pos / 10000 ** (2 * i / 16)), rel_tol=1e-5)
     assert math.isclose(pe[pos, 2 * i + 1].item(), math.cos(pos / 10000 ** (2 * i / 16)), rel_tol=1e-5)
+
+
+def test_layer_parts_can_be_switched_off_for_chapter_4():
+    d, h = 8, 2
+    x = torch.randn(2, 5, d)
+    full = EncoderLayer(d, h, 4 * d).eval()
+    assert sum(p.numel() for p in full.parameters()) == 12 * d * d + 13 * d
+    no_ffn = EncoderLayer(d, h, 0).eval()
+    assert no_ffn.ffn is None
+    assert sum(p.numel() for p in no_ffn.parameters()) == 4 * d * d + 4 * d + 4 * d
+    no_norm = EncoderLayer(d, h, 4 * d, layer_norm=False).eval()
+    assert isinstance(no_norm.norm1, nn.Identity) and isinstance(no_norm.norm2, nn.Identity)
+    no_skip = EncoderLayer(d, h, 4 * d, skip=False).eval()
+    with torch.no_grad():
+        attended = no_skip.norm1(no_skip.self_attn(x, x, x)[0])
+        expected = no_skip.norm2(no_skip.ffn(attended))
+        torch.testing.assert_close(no_skip(x), expected)
+        attended = x + no_ffn.self_attn(x, x, x)[0]
+        torch.testing.assert_close(no_ffn(x), no_ffn.norm1(attended))
+    decoder = DecoderLayer(d, h, 0, skip=False, layer_norm=False).eval()
+    assert decoder.ffn is None and len(decoder._sublayers(x, None, None)) == 2
+
+
+def test_default_layers_are_unchanged_by_the_switches():
+    torch.manual_seed(1)
+    plain = EncoderLayer(8, 2, 32)
+    torch.manual_seed(1)
+    explicit = EncoderLayer(8, 2, 32, skip=True, layer_norm=True)
+    for (name, a), (_, b) in zip(plain.state_dict().items(), explicit.state_dict().items()):
+        assert torch.equal(a, b), name
