@@ -23,7 +23,14 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("assignment")
     grade.add_argument("submissions", type=Path)
     grade.add_argument("--out", type=Path, required=True)
-    grade.add_argument("--jobs", type=int, default=1, help="sandboxes at once (default 1)")
+    grade.add_argument("--jobs", type=int, default=1,
+                       help="sandboxes at once on this machine (default 1)")
+    grade.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="grade on a Dask distributed cluster instead: one task per "
+                            "submission (see autograder/README.md)")
+    grade.add_argument("--force", action="store_true",
+                       help="regrade every submission, also those already graded "
+                            "into OUT and unchanged since")
     grade.add_argument("--db", default=default_db_url(),
                        help="nbgrader gradebook URL (default: the course's gradebook.db)")
     grade.add_argument("--no-gradebook", action="store_true",
@@ -78,11 +85,15 @@ def main(argv: list[str] | None = None) -> int:
                               None if args.no_gradebook else args.db,
                               progress=not args.no_progress,
                               allow_unisolated=args.allow_unisolated,
-                              command=command_line(argv))
+                              command=command_line(argv), scheduler=args.scheduler,
+                              force=args.force)
     except InstructorError as error:
         print(printable(f"error: {error}", keep_newlines=True), file=sys.stderr)
         return 2
     print(summary_table(outcome.results, outcome.isolation))
+    if outcome.skipped:
+        print(f"skipped {outcome.skipped} submission(s) already graded into {args.out} "
+              "and unchanged since (--force regrades them)")
     if outcome.kept_rows:
         print(f"{outcome.kept_rows} row(s) of earlier runs kept in "
               f"{args.out}/grades.csv")
