@@ -12,18 +12,22 @@ import json
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
+from nbgrader.utils import parse_utc
 from tqdm import tqdm
 
 from attention_course_learner import wire
 from autograder.assignment import (
     Assignment, InstructorError, available_assignments, load_assignment,
 )
+from autograder.export import LatePolicy, penalised
 from autograder.executors import assignment_hash, executor_for, result_to_dict
 from autograder.grading import Prepared, SubmissionResult, prepare
 from autograder.record import (
-    GradebookWriter, check_out_folder, read_results_json, result_from_document,
+    GradebookWriter, check_out_folder, is_recorded, mark_recorded, read_results_json,
+    result_from_document,
     write_grades_csv, write_student_files,
 )
 from autograder.sandbox import (
@@ -142,14 +146,40 @@ def check_batch(assignment: Assignment, submissions: Path, batch: list[Submissio
             "assignment name.")
 
 
+def submission_time(submission: Submission) -> datetime | None:
+    """When it was handed in: nbgrader's timestamp.txt in the student's folder, else the
+    newest notebook's modification time (UTC)."""
+    if submission.path is None:
+        return None
+    stamp = submission.path / "timestamp.txt"
+    if stamp.is_file():
+        try:
+            return parse_utc(stamp.read_text().strip()).replace(tzinfo=timezone.utc)
+        except (ValueError, OSError):
+            pass
+    times = [p.stat().st_mtime for p in submission.path.rglob("*.ipynb") if p.is_file()]
+    return datetime.fromtimestamp(max(times), timezone.utc) if times else None
+
+
+def late_note(result: SubmissionResult, policy: LatePolicy | None,
+              submitted: datetime | None) -> str:
+    if policy is None or not policy.days_late(submitted):
+        return ""
+    after, penalty = penalised(result.score, policy, submitted)
+    days = policy.days_late(submitted)
+    return (f"late by {days} day(s) (handed in {submitted.isoformat(timespec='seconds')}): "
+            f"-{policy.percent(submitted):g} % = -{penalty:g} points, "
+            f"{after:g} / {result.max_score:g} in the LMS export ({policy.describe()})")
+
+
 def fingerprint(assignment: Assignment, item: Prepared | SubmissionResult, limits: Limits,
-                allow_unisolated: bool, db_url: str | None) -> str:
+                allow_unisolated: bool, late: str = "") -> str:
     """What a result depends on: the submission as read, the assignment's source
-    notebook, the limits and where it is recorded. Same fingerprint, same result."""
+    notebook and the limits. Same fingerprint, same result."""
     what = asdict(item) if isinstance(item, Prepared) else result_to_dict(item)
     document = {"grader": GRADER_FORMAT, "assignment": assignment_hash(assignment),
                 "item": what, "limits": asdict(limits),
-                "allow_unisolated": allow_unisolated, "gradebook": db_url or ""}
+                "allow_unisolated": allow_unisolated, "late": late}
     text = json.dumps(document, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -169,7 +199,7 @@ def grade_batch(assignment: Assignment, submissions: Path, out: Path, jobs: int 
                 limits: Limits = Limits(), db_url: str | None = None, progress: bool = True,
                 allow_unisolated: bool = False, command: str = "",
                 scheduler: str | None = None, force: bool = False,
-                executor=None) -> BatchOutcome:
+                executor=None, late_policy: LatePolicy | None = None) -> BatchOutcome:
     """Grade a batch; a rerun into the same OUT skips every submission whose results.json
     carries the same fingerprint (unless ``force``). Each result is recorded in the
     gradebook, then written to OUT, as it comes in, so a batch killed at any moment
@@ -180,15 +210,21 @@ def grade_batch(assignment: Assignment, submissions: Path, out: Path, jobs: int 
         batch = collect(submissions, Path(scratch), assignment.notebook_name)
         prepared = [prepare(assignment, submission) for submission in batch]
         check_batch(assignment, submissions, batch, prepared)
+        handed_in = {s.student_id: submission_time(s) for s in batch}
+    late = {sid: f"{late_policy}|{when}" if late_policy else ""
+            for sid, when in handed_in.items()}
     prints = {item.student_id: fingerprint(assignment, item, limits, allow_unisolated,
-                                           db_url) for item in prepared}
-    results, todo = [], []
+                                           late.get(item.student_id, ""))
+              for item in prepared}
+    results, todo, unrecorded = [], [], []
     for item in prepared:
         done = None if force else _finished(out, item.student_id, prints[item.student_id])
-        if done is not None:
-            results.append(done)
-        else:
+        if done is None:
             todo.append(item)
+            continue
+        results.append(done)
+        if db_url and not is_recorded(out, item.student_id, db_url):
+            unrecorded.append(done)  # graded, but not (yet) into this gradebook
     skipped = len(results)
     to_sandbox = [item for item in todo if isinstance(item, Prepared)]
     isolation = ""
@@ -197,15 +233,25 @@ def grade_batch(assignment: Assignment, submissions: Path, out: Path, jobs: int 
         if not isolation.startswith(FULL) and not isolation.startswith("per worker"):
             print(banner(isolation), file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
-    writer = GradebookWriter(assignment, db_url, command) if db_url and todo else None
+    writer = (GradebookWriter(assignment, db_url, command)
+              if db_url and (todo or unrecorded) else None)
 
     def finish(result: SubmissionResult) -> None:
-        recorded = writer.record(result) if writer else True
+        when = handed_in.get(result.student_id)
+        note = late_note(result, late_policy, when)
+        if note:
+            result.notes.append(note)
+        recorded = writer.record(result, when) if writer else True
         write_student_files(out, assignment, result,
                             prints[result.student_id] if recorded else "")
+        if writer and recorded:
+            mark_recorded(out, result.student_id, db_url)
         results.append(result)
 
     try:
+        for result in unrecorded:
+            if writer.record(result, handed_in.get(result.student_id)):
+                mark_recorded(out, result.student_id, db_url)
         for item in todo:
             if isinstance(item, SubmissionResult):
                 finish(item)

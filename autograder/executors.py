@@ -251,11 +251,12 @@ class DaskExecutor:
             future = self.client.submit(
                 self.task, task_payload(assignment, item, limits, allow_unisolated),
                 key=f"grade-{assignment.name}-{index}-{tries[index]}-{os.getpid()}",
-                pure=False, workers=workers, allow_other_workers=workers is None)
+                pure=False, workers=workers)
             by_key[future.key] = index
             return future
 
-        pending = dask_completed([submit(i) for i in range(len(items))])
+        pending = dask_completed([submit(i) for i in range(len(items))],
+                                 loop=self.client.loop)
         for future in pending:
             index = by_key.pop(future.key)
             item = items[index]

@@ -17,6 +17,7 @@ No mark is lost, replaced or forged:
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import json
 import os
@@ -129,6 +130,28 @@ def read_results_json(out: Path, student_id: str) -> dict | None:
     except (OSError, ValueError):
         return None
     return document if isinstance(document, dict) else None
+
+
+RECORDED_MARK = ".recorded"
+
+
+def _gradebook_id(db_url: str) -> str:
+    return hashlib.sha256(db_url.encode()).hexdigest()
+
+
+def mark_recorded(out: Path, student_id: str, db_url: str) -> None:
+    """Beside results.json: the gradebook that holds this result (written after its
+    transaction committed, so a rerun into the same gradebook need not record again)."""
+    _write_atomically(student_folder(out, student_id) / RECORDED_MARK,
+                      _gradebook_id(db_url) + "\n")
+
+
+def is_recorded(out: Path, student_id: str, db_url: str) -> bool:
+    try:
+        mark = (student_folder(out, student_id) / RECORDED_MARK).read_text().strip()
+    except OSError:
+        return False
+    return mark == _gradebook_id(db_url)
 
 
 def result_from_document(document: dict) -> SubmissionResult:
@@ -352,7 +375,7 @@ class GradebookWriter:
             self.gradebook = Gradebook(db_url, course_id())
             METADATA.create_all(self.gradebook.engine)
 
-    def record(self, result: SubmissionResult) -> bool:
+    def record(self, result: SubmissionResult, handed_in: datetime | None = None) -> bool:
         """True when the gradebook holds this result (or must not hold it)."""
         if not result.status.records_score:
             return True
@@ -364,8 +387,9 @@ class GradebookWriter:
                     warnings.simplefilter("ignore", SAWarning)
                     # These two commit by themselves, and change no score.
                     self.gradebook.update_or_create_student(result.student_id)
+                    extra = {"timestamp": handed_in} if handed_in else {}
                     self.gradebook.update_or_create_submission(self.assignment.name,
-                                                               result.student_id)
+                                                               result.student_id, **extra)
                     _record_one(self.gradebook, self.assignment, result, self.when,
                                 self.command)
                     self.gradebook.db.commit()
