@@ -160,7 +160,7 @@ class Cluster:
         dask = str(Path(sys.executable).parent / "dask")
         self.dask = dask
         self.scheduler = _start([dask, "scheduler", "--scheduler-file", str(self.file),
-                                 "--no-dashboard", "--host", "127.0.0.1"],
+                                 "--no-dashboard", "--host", "127.0.0.1", "--port", "0"],
                                 self.env, root / "scheduler.log")
         self.workers: list[subprocess.Popen] = []
         deadline = time.monotonic() + 120
@@ -172,7 +172,8 @@ class Cluster:
     def add_worker(self, name: str, **env: str) -> None:
         self.workers.append(_start(
             [self.dask, "worker", "--scheduler-file", str(self.file), "--nthreads", "1",
-             "--no-dashboard", "--name", name, "--host", "127.0.0.1"],
+             "--no-dashboard", "--name", name, "--host", "127.0.0.1",
+             "--local-directory", str(self.root / f"scratch-{name}")],
             {**self.env, **env}, self.root / f"worker-{name}.log"))
 
     def wait_for(self, count: int) -> None:
