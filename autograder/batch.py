@@ -242,8 +242,9 @@ def grade_batch(assignment: Assignment, submissions: Path, out: Path, jobs: int 
         if note:
             result.notes.append(note)
         recorded = writer.record(result, when) if writer else True
+        finished = recorded and result.status != Status.GRADER_ERROR
         write_student_files(out, assignment, result,
-                            prints[result.student_id] if recorded else "")
+                            prints[result.student_id] if finished else "")
         if writer and recorded:
             mark_recorded(out, result.student_id, db_url)
         results.append(result)
@@ -252,20 +253,22 @@ def grade_batch(assignment: Assignment, submissions: Path, out: Path, jobs: int 
         for result in unrecorded:
             if writer.record(result, handed_in.get(result.student_id)):
                 mark_recorded(out, result.student_id, db_url)
-        for item in todo:
-            if isinstance(item, SubmissionResult):
-                finish(item)
         if to_sandbox:
             graded = executor.run(assignment, to_sandbox, limits, allow_unisolated)
             for result in tqdm(graded, total=len(to_sandbox), unit="submission",
                                desc=f"grading {assignment.name}", disable=not progress,
                                file=sys.stderr):
                 finish(result)
+        # Submissions that needed no sandbox: the batch's isolation, as before.
+        isolation = _isolation_of(results, isolation)
+        for item in todo:
+            if isinstance(item, SubmissionResult):
+                item.isolation = item.isolation or isolation
+                finish(item)
     finally:
         executor.close()
         if writer:
             writer.close()
-    isolation = _isolation_of(results, isolation)
     for result in results:
         result.isolation = result.isolation or isolation
     results.sort(key=lambda r: r.student_id)

@@ -133,7 +133,7 @@ def postgres_rate(scratch: Path) -> float | None:
         iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)
     if not initdb:
         return None
-    bin_dir = Path(initdb).parent
+    bin_dir = Path(initdb).resolve().parent
     root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
     prefix = []
     if os.geteuid() == 0:

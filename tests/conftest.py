@@ -47,8 +47,8 @@ def _postgres_bin() -> "Path | None":
     import shutil
     from pathlib import Path
     found = shutil.which("initdb")
-    if found:
-        return Path(found).parent
+    if found:  # /usr/local/bin may link only initdb and pg_ctl: use their real folder
+        return Path(found).resolve().parent
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     return Path(versions[-1]).parent if versions else None
 

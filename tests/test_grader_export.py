@@ -13,7 +13,8 @@ import pytest
 
 from autograder.assignment import COURSE_ROOT, load_assignment
 from autograder.cli import main
-from autograder.grading import SubmissionResult, TestResult
+from autograder.grading import SubmissionResult
+from autograder.grading import TestResult as Outcome
 from autograder.record import GradebookWriter
 from autograder.samples import notebook_name, submission, write
 from autograder.status import Status
@@ -38,7 +39,7 @@ def gradebook(tmp_path_factory):
     db_url = f"sqlite:///{root / 'gradebook.db'}"
     assignment = load_assignment(ASSIGNMENT)
     writer = GradebookWriter(assignment, db_url, "test")
-    full = [TestResult(t.name, t.points, t.points, "") for t in assignment.tests]
+    full = [Outcome(t.name, t.points, t.points, "") for t in assignment.tests]
     times = {"alice": DEADLINE - timedelta(hours=1),
              "bob": DEADLINE + timedelta(days=1, hours=12),
              "carol": DEADLINE + timedelta(days=10)}

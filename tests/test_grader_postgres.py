@@ -12,7 +12,8 @@ from pathlib import Path
 from nbgrader.api import Gradebook
 
 from autograder.assignment import COURSE_ROOT, load_assignment
-from autograder.grading import SubmissionResult, TestResult
+from autograder.grading import SubmissionResult
+from autograder.grading import TestResult as Outcome
 from autograder.record import GradebookWriter, audit_trail, course_id, nbgrader_command
 from autograder.samples import notebook_name, submission, write
 from autograder.status import Status
@@ -25,7 +26,7 @@ def _writer_process(db_url: str, first: int, count: int, bonus: float, answers) 
     writer = GradebookWriter(assignment, db_url, f"writer {first}")
     ok = []
     for number in range(first, first + count):
-        tests = [TestResult(t.name, min(t.points, bonus), t.points, "")
+        tests = [Outcome(t.name, min(t.points, bonus), t.points, "")
                  for t in assignment.tests]
         ok.append(writer.record(SubmissionResult(f"student{number:03d}", Status.GRADED,
                                                  tests)))

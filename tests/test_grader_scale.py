@@ -215,14 +215,15 @@ def test_dask_cluster_grades_like_local_processes(batch, first_run, cluster, tmp
     assert "skipped 4 submission(s)" in again.stdout
 
 
-def _kill_my_worker(payload: dict) -> dict:
-    os._exit(1)  # as if the worker's machine went away mid-task
+# A task that kills its worker process, as if the host went away mid-task. Defined in
+# __main__'s name so that it travels by value (workers cannot import this test module).
+_NAMESPACE = {"__name__": "__main__"}
+exec("import os\ndef kill_my_worker(payload):\n    os._exit(1)\n", _NAMESPACE)
+_kill_my_worker = _NAMESPACE["kill_my_worker"]
 
 
 def test_dead_workers_and_lost_tasks_end_in_grader_error_after_retries(
         batch, cluster, tmp_path):
-    import cloudpickle
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
     from autograder.batch import grade_batch
     executor = DaskExecutor(cluster.address, retries=1, task=_kill_my_worker)
     sub = tmp_path / "one"
@@ -236,3 +237,24 @@ def test_dead_workers_and_lost_tasks_end_in_grader_error_after_retries(
     # not finished: a rerun grades it again (here on a healthy cluster)
     assert "fingerprint" not in json.loads(
         (tmp_path / "out" / "students" / "doomed" / "results.json").read_text())
+
+
+def test_a_cluster_whose_workers_cannot_isolate_grades_nothing_unsafely(
+        cluster, tmp_path):
+    """With only the worker that cannot isolate left, each submission ends as a grader
+    error that says why (and is graded by a rerun once a good worker is back)."""
+    from autograder.batch import grade_batch
+    from distributed import Client
+    _stop(cluster.workers[0])  # the good one
+    with Client(cluster.address, timeout=60) as client:
+        deadline = time.monotonic() + 60
+        while len(client.scheduler_info()["workers"]) != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    sub = tmp_path / "one"
+    write(submission(ASSIGNMENT), sub, "careful", NAME)
+    outcome = grade_batch(load_assignment(ASSIGNMENT), sub, tmp_path / "out",
+                          progress=False, scheduler=cluster.address)
+    [result] = outcome.results
+    assert result.status == Status.GRADER_ERROR and result.score == 0
+    assert "the worker cannot isolate submissions" in result.notes[-1]
