@@ -23,6 +23,7 @@ from autograder.assignment import (
     Assignment, InstructorError, available_assignments, load_assignment,
 )
 from autograder.export import LatePolicy, penalised
+from autograder.formgrader import write_for_formgrader
 from autograder.executors import assignment_hash, executor_for, result_to_dict
 from autograder.grading import Prepared, SubmissionResult, prepare
 from autograder.record import (
@@ -199,7 +200,8 @@ def grade_batch(assignment: Assignment, submissions: Path, out: Path, jobs: int 
                 limits: Limits = Limits(), db_url: str | None = None, progress: bool = True,
                 allow_unisolated: bool = False, command: str = "",
                 scheduler: str | None = None, force: bool = False,
-                executor=None, late_policy: LatePolicy | None = None) -> BatchOutcome:
+                executor=None, late_policy: LatePolicy | None = None,
+                formgrader_root: Path | None = None) -> BatchOutcome:
     """Grade a batch; a rerun into the same OUT skips every submission whose results.json
     carries the same fingerprint (unless ``force``). Each result is recorded in the
     gradebook, then written to OUT, as it comes in, so a batch killed at any moment
@@ -216,6 +218,7 @@ def grade_batch(assignment: Assignment, submissions: Path, out: Path, jobs: int 
     prints = {item.student_id: fingerprint(assignment, item, limits, allow_unisolated,
                                            late.get(item.student_id, ""))
               for item in prepared}
+    by_student = {item.student_id: item for item in prepared}
     results, todo, unrecorded = [], [], []
     for item in prepared:
         done = None if force else _finished(out, item.student_id, prints[item.student_id])
@@ -243,6 +246,11 @@ def grade_batch(assignment: Assignment, submissions: Path, out: Path, jobs: int 
             result.notes.append(note)
         recorded = writer.record(result, when) if writer else True
         finished = recorded and result.status != Status.GRADER_ERROR
+        if formgrader_root is not None and finished and writer:
+            item = by_student.get(result.student_id)
+            write_for_formgrader(formgrader_root, assignment, result,
+                                 item.solutions if isinstance(item, Prepared) else {},
+                                 when)
         write_student_files(out, assignment, result,
                             prints[result.student_id] if finished else "")
         if writer and recorded:

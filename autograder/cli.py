@@ -50,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--late-policy", type=Path, metavar="FILE",
                        help="JSON late-penalty policy: the penalty is noted in the "
                             "feedback and applied by `export`")
+    grade.add_argument("--formgrader-root", type=Path, metavar="COURSE",
+                       help="also write submitted/ and autograded/ under this course "
+                            "root, so that every formgrader view agrees with the gradebook")
     export = commands.add_parser("export", help="the gradebook as the CSV an LMS imports")
     export.add_argument("--format", choices=FORMATS, default="csv")
     export.add_argument("--db", default=default_db_url())
@@ -110,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                               allow_unisolated=args.allow_unisolated,
                               command=command_line(argv), scheduler=args.scheduler,
                               force=args.force,
-                              late_policy=policies.get(assignment.name))
+                              late_policy=policies.get(assignment.name),
+                              formgrader_root=args.formgrader_root)
     except InstructorError as error:
         print(printable(f"error: {error}", keep_newlines=True), file=sys.stderr)
         return 2

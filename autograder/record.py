@@ -37,6 +37,7 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config.loader import PyFileConfigLoader
 
 from autograder.assignment import COURSE_ROOT, Assignment, InstructorError
+from autograder.formgrader import naive_utc
 from autograder.grading import SubmissionResult
 from autograder.nbgrader_guard import RECORDED_TABLE
 from autograder.text import csv_cell, printable
@@ -387,7 +388,7 @@ class GradebookWriter:
                     warnings.simplefilter("ignore", SAWarning)
                     # These two commit by themselves, and change no score.
                     self.gradebook.update_or_create_student(result.student_id)
-                    extra = {"timestamp": handed_in} if handed_in else {}
+                    extra = {"timestamp": naive_utc(handed_in)} if handed_in else {}
                     self.gradebook.update_or_create_submission(self.assignment.name,
                                                                result.student_id, **extra)
                     _record_one(self.gradebook, self.assignment, result, self.when,
