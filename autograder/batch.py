@@ -235,9 +235,13 @@ def grade_batch(assignment: Assignment, submissions: Path, out: Path, jobs: int 
         isolation = executor.start(limits, allow_unisolated)
         if not isolation.startswith(FULL) and not isolation.startswith("per worker"):
             print(banner(isolation), file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    writer = (GradebookWriter(assignment, db_url, command)
-              if db_url and (todo or unrecorded) else None)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        writer = (GradebookWriter(assignment, db_url, command)
+                  if db_url and (todo or unrecorded) else None)
+    except BaseException:
+        executor.close()
+        raise
 
     def finish(result: SubmissionResult) -> None:
         when = handed_in.get(result.student_id)
