@@ -11,7 +11,8 @@ SITE := _build/html
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: install book serve test test-fast browser-deps vendor notebooks links dist student site-pages claims bench-book bench-site bench-grade clean
+.PHONY: install book serve test test-fast browser-deps postgres-deps vendor notebooks links dist \
+	student site-pages claims bench-book bench-site bench-grade bench-scale clean
 
 install: $(STAMP)
 
@@ -68,7 +69,13 @@ browser-deps:
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install browser-deps vendor
+# The gradebook tests start a throw-away PostgreSQL server (initdb + pg_ctl): Debian's postgresql.
+postgres-deps:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: install browser-deps postgres-deps vendor
 	$(PY) -m pytest -q
 
 test-fast: install
@@ -90,9 +97,14 @@ bench-site: install browser-deps
 bench-grade: install
 	$(PY) -m autograder.bench
 
+# --jobs 1/2 and a LocalCluster of 1 and 2 workers on 200 mixed ex1/ex2 submissions,
+# marginal cost (200 vs 20), rerun time, gradebook write rates (SQLite, PostgreSQL).
+bench-scale: install postgres-deps
+	$(PY) -m autograder.bench_scale
+
 # The grader's and the assignments' tests only; run as root, the sandbox and adversarial
 # suites run again as `nobody` (tests/test_grader_unprivileged.py).
-test-grader: install
+test-grader: install postgres-deps
 	$(PY) -m pytest -q tests/test_grader_*.py tests/test_assignments_*.py
 # --- end grading ---
 

@@ -22,7 +22,7 @@ from attention_course.checks.core import (
 )
 from attention_course_learner.remote import StudentCodeError
 from autograder import review
-from autograder.assignment import Assignment, TestCell
+from autograder.assignment import Assignment, TestCell, nbgrader_metadata
 from autograder.sandbox import FULL, Factory, Limits, SandboxFailure
 from autograder.session import SandboxSession
 from autograder.status import Status
@@ -68,6 +68,8 @@ class Prepared:
     notebook_name: str
     cells: list[tuple[int, str]]
     notes: list[str]
+    # grade_id -> the learner's source of each solution cell (formgrader's notebook)
+    solutions: dict[str, str] = field(default_factory=dict)
 
 
 def not_graded(assignment: Assignment, student_id: str, status: Status,
@@ -100,7 +102,11 @@ def prepare(assignment: Assignment,
         return not_graded(assignment, student, Status.WRONG_ASSIGNMENT,
                           notes + [f"not graded: {mismatch}"], notebook_name)
     cells, cell_notes = student_code(notebook, assignment)
-    return Prepared(student, notebook_name, cells, [n for n in notes + cell_notes if n])
+    solutions = {meta["grade_id"]: cell.source for cell in notebook.cells
+                 if (meta := nbgrader_metadata(cell)).get("solution")
+                 and meta.get("grade_id") in assignment.solution_ids}
+    return Prepared(student, notebook_name, cells, [n for n in notes + cell_notes if n],
+                    solutions)
 
 
 def run_test(test: TestCell, session: SandboxSession, interface: tuple[str, ...],

@@ -17,6 +17,7 @@ No mark is lost, replaced or forged:
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import json
 import os
@@ -24,7 +25,9 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,6 +37,7 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config.loader import PyFileConfigLoader
 
 from autograder.assignment import COURSE_ROOT, Assignment, InstructorError
+from autograder.formgrader import naive_utc
 from autograder.grading import SubmissionResult
 from autograder.nbgrader_guard import RECORDED_TABLE
 from autograder.text import csv_cell, printable
@@ -90,7 +94,17 @@ def check_out_folder(out: Path, assignment: Assignment) -> None:
                               f"{assignment.name}: choose another folder")
 
 
-def write_results_json(folder: Path, assignment: Assignment, result: SubmissionResult) -> None:
+def _write_atomically(path: Path, text: str) -> None:
+    """A reader (or a rerun after SIGKILL) sees the old file or the new one, never half."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
+
+
+def results_document(assignment: Assignment, result: SubmissionResult,
+                     fingerprint: str = "") -> dict:
     document = {
         "student_id": result.student_id, "assignment": assignment.name,
         "status": str(result.status), "score": result.score,
@@ -99,8 +113,56 @@ def write_results_json(folder: Path, assignment: Assignment, result: SubmissionR
         "tests": [{"name": t.name, "points": t.points, "max_points": t.max_points,
                    "message": t.message} for t in result.tests],
     }
-    text = json.dumps(document, indent=2, ensure_ascii=False)
-    (folder / "results.json").write_text(text + "\n")
+    if fingerprint:  # what was graded, with what: a rerun skips it while this matches
+        document["fingerprint"] = fingerprint
+    return document
+
+
+def write_results_json(folder: Path, assignment: Assignment, result: SubmissionResult,
+                       fingerprint: str = "") -> None:
+    text = json.dumps(results_document(assignment, result, fingerprint), indent=2,
+                      ensure_ascii=False)
+    _write_atomically(folder / "results.json", text + "\n")
+
+
+def read_results_json(out: Path, student_id: str) -> dict | None:
+    try:
+        document = json.loads((student_folder(out, student_id) / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+RECORDED_MARK = ".recorded"
+
+
+def _gradebook_id(db_url: str) -> str:
+    return hashlib.sha256(db_url.encode()).hexdigest()
+
+
+def mark_recorded(out: Path, student_id: str, db_url: str) -> None:
+    """Beside results.json: the gradebook that holds this result (written after its
+    transaction committed, so a rerun into the same gradebook need not record again)."""
+    _write_atomically(student_folder(out, student_id) / RECORDED_MARK,
+                      _gradebook_id(db_url) + "\n")
+
+
+def is_recorded(out: Path, student_id: str, db_url: str) -> bool:
+    try:
+        mark = (student_folder(out, student_id) / RECORDED_MARK).read_text().strip()
+    except OSError:
+        return False
+    return mark == _gradebook_id(db_url)
+
+
+def result_from_document(document: dict) -> SubmissionResult:
+    from autograder.grading import TestResult
+    from autograder.status import Status
+    tests = [TestResult(t["name"], t["points"], t["max_points"], t["message"])
+             for t in document["tests"]]
+    return SubmissionResult(document["student_id"], Status(document["status"]), tests,
+                            list(document["notes"]), document["notebook"],
+                            document["isolation"])
 
 
 FEEDBACK_STYLE = """
@@ -141,12 +203,17 @@ def feedback_html(assignment: Assignment, result: SubmissionResult) -> str:
 """
 
 
-def write_student_files(out: Path, assignment: Assignment, result: SubmissionResult) -> None:
-    (out / MARKER).write_text(json.dumps({"assignment": assignment.name}) + "\n")
+def write_student_files(out: Path, assignment: Assignment, result: SubmissionResult,
+                        fingerprint: str = "") -> None:
+    """feedback.html, then results.json: a results.json with a fingerprint means this
+    submission is finished (its gradebook transaction, if any, committed before)."""
+    marker = out / MARKER
+    if not marker.is_file():
+        _write_atomically(marker, json.dumps({"assignment": assignment.name}) + "\n")
     folder = student_folder(out, result.student_id)
     folder.mkdir(parents=True, exist_ok=True)
-    write_results_json(folder, assignment, result)
-    (folder / "feedback.html").write_text(feedback_html(assignment, result))
+    _write_atomically(folder / "feedback.html", feedback_html(assignment, result))
+    write_results_json(folder, assignment, result, fingerprint)
 
 
 def _row(result: SubmissionResult) -> list[str]:
@@ -268,34 +335,91 @@ def _record_one(gradebook: Gradebook, assignment: Assignment, result: Submission
                                              command=command))
 
 
+RETRIES = 6
+
+
+@contextmanager
+def registration_lock(db_url: str):
+    """Two grading commands on one PostgreSQL gradebook register an assignment and
+    create our tables one after the other (an advisory lock); SQLite's file lock and
+    the retries below serve the same end there."""
+    if not db_url.startswith("postgresql"):
+        yield
+        return
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT pg_advisory_lock(7210413)"))
+            try:
+                yield
+            finally:
+                connection.execute(sa.text("SELECT pg_advisory_unlock(7210413)"))
+                connection.commit()
+    finally:
+        engine.dispose()
+
+
+class GradebookWriter:
+    """The coordinator's gradebook: one transaction per submission, as results come in.
+
+    A transaction that fails because another grading command holds the rows, or wrote
+    the same student first (a lock timeout, a deadlock, a unique-key race), is rolled
+    back and tried again; after that the student's scores stay as they were and a note
+    says so."""
+
+    def __init__(self, assignment: Assignment, db_url: str, command: str = ""):
+        self.assignment = assignment
+        self.command = command or command_line()
+        self.when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with registration_lock(db_url):
+            ensure_assignment_in_gradebook(assignment, db_url)
+            self.gradebook = Gradebook(db_url, course_id())
+            METADATA.create_all(self.gradebook.engine)
+
+    def record(self, result: SubmissionResult, handed_in: datetime | None = None) -> bool:
+        """True when the gradebook holds this result (or must not hold it)."""
+        if not result.status.records_score:
+            return True
+        error: Exception | None = None
+        for attempt in range(RETRIES):
+            try:
+                with warnings.catch_warnings():
+                    # nbgrader's own add_submission triggers these autoflush warnings.
+                    warnings.simplefilter("ignore", SAWarning)
+                    # These two commit by themselves, and change no score.
+                    self.gradebook.update_or_create_student(result.student_id)
+                    extra = {"timestamp": naive_utc(handed_in)} if handed_in else {}
+                    self.gradebook.update_or_create_submission(self.assignment.name,
+                                                               result.student_id, **extra)
+                    _record_one(self.gradebook, self.assignment, result, self.when,
+                                self.command)
+                    self.gradebook.db.commit()
+                return True
+            except InstructorError:
+                self.gradebook.db.rollback()
+                raise
+            except Exception as failure:
+                self.gradebook.db.rollback()
+                error = failure
+                time.sleep(0.05 * 2 ** attempt)
+        result.notes.append(f"the gradebook was not updated: "
+                            f"{type(error).__name__}: {error}")
+        return False
+
+    def close(self) -> None:
+        self.gradebook.close()
+
+
 def record_gradebook(assignment: Assignment, results: list[SubmissionResult],
                      db_url: str, command: str = "") -> None:
     """One transaction per submission: either all of its scores and its audit rows are
     written, or none (and a note says so)."""
-    ensure_assignment_in_gradebook(assignment, db_url)
-    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    command = command or command_line()
-    with Gradebook(db_url, course_id()) as gradebook, warnings.catch_warnings():
-        # nbgrader's own add_submission triggers these SQLAlchemy autoflush warnings.
-        warnings.simplefilter("ignore", SAWarning)
-        METADATA.create_all(gradebook.engine)
+    writer = GradebookWriter(assignment, db_url, command)
+    try:
         for result in results:
-            if not result.status.records_score:
-                continue
-            try:
-                # These commit by themselves, and change no score.
-                gradebook.update_or_create_student(result.student_id)
-                gradebook.update_or_create_submission(assignment.name,
-                                                      result.student_id)
-                _record_one(gradebook, assignment, result, when, command)
-                gradebook.db.commit()
-            except InstructorError:
-                gradebook.db.rollback()
-                raise
-            except Exception as error:  # this student's scores stay as they were
-                gradebook.db.rollback()
-                result.notes.append(f"the gradebook was not updated: "
-                                    f"{type(error).__name__}: {error}")
+            writer.record(result)
+    finally:
+        writer.close()
 
 
 def audit_trail(db_url: str, assignment: str | None = None,
