@@ -54,10 +54,19 @@ MISTAKES = {
 
 
 def _pins() -> str:
-    """The running environment's versions, so the fresh venv resolves offline and the same."""
-    pins = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()
-                  if d.metadata["Name"] and d.metadata["Name"].lower() not in ("attention-course", "pip"))
-    return "\n".join(pins) + "\n"
+    """The course environment's versions, so the fresh venv resolves offline and the same.
+
+    Read by a fresh interpreter: other tests may have put other folders (a system
+    Python's packages, for instance) on this process's sys.path.
+    """
+    code = ("import importlib.metadata as m\n"
+            "names = sorted(f\"{d.metadata['Name']}=={d.version}\" for d in m.distributions()\n"
+            "               if d.metadata['Name'] and d.metadata['Name'].lower()\n"
+            "               not in ('attention-course', 'pip'))\n"
+            "print('\\n'.join(names))\n")
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True,
+                          text=True, check=True)
+    return done.stdout
 
 
 def _run(*command: str) -> None:
