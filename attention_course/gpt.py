@@ -88,6 +88,12 @@ class KVCache:
         return 0 if not self.keys else self.keys[0].shape[2]
 
 
+def kv_cache_bytes(layers: int, batch: int, heads: int, length: int, d_head: int,
+                   bytes_per_number: int) -> int:
+    """Memory of a KV cache: a key and a value per layer, sequence, head and position."""
+    return 2 * layers * batch * heads * length * d_head * bytes_per_number
+
+
 class TinyGPT(nn.Module):
     """Token + learned position embeddings, causal pre-LN layers, LayerNorm, logits."""
 
