@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import nbformat
@@ -39,15 +40,12 @@ def scaled_dot_product_attention(Q, K, V, mask=None):
     return weights @ V, weights
 '''
 
-PROBE = '''
+READ_PROBE = '''
 import json, os
 found = {{}}
-for path in {PATHS}:
+for path in {read_paths!r}:
     try:
-        if {WRITE}:
-            with open(path, "a") as sink:
-                sink.write("hacked")
-        elif os.path.isdir(path):
+        if os.path.isdir(path):
             os.listdir(path)
         else:
             open(path, "rb").read(1)
@@ -57,11 +55,35 @@ for path in {PATHS}:
 raise RuntimeError("PROBE " + json.dumps(found))
 '''
 
+# Appends to each path that exists, and creates a new file beside it. Whether a
+# created file escaped is judged on the host afterwards (``CREATED_SUFFIX`` files):
+# a sandbox may have a private writable /tmp in which the course's folders exist
+# as mount points, so creating a file there proves nothing by itself.
+CREATED_SUFFIX = ".written-by-a-submission"
+WRITE_PROBE = '''
+import json, os
+found = {{}}
+for path in {write_paths!r}:
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND)
+        os.write(descriptor, b"hacked")
+        os.close(descriptor)
+        found[path] = "OPENED"
+    except Exception as error:
+        found[path] = type(error).__name__
+    try:
+        descriptor = os.open(path + "SUFFIX", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        os.close(descriptor)
+    except Exception:
+        pass
+raise RuntimeError("PROBE " + json.dumps(found))
+'''.replace("SUFFIX", CREATED_SUFFIX)
+
 
 def probe(write: bool) -> str:
-    """A cell that tries to open (or append to) every path in the context's list."""
-    key = "{write_paths!r}" if write else "{read_paths!r}"
-    return PROBE.replace("{PATHS}", key).replace("{WRITE}", str(write))
+    """A cell that tries to read, or to append to and create beside, every path in the
+    context's list."""
+    return WRITE_PROBE if write else READ_PROBE
 
 
 @dataclass(frozen=True)
@@ -127,6 +149,12 @@ def probe_found_nothing(result, results, context):
     note = next(note for note in result["notes"] if "PROBE" in note)
     found = json.loads(note.split("PROBE ", 1)[1])
     assert found and all(outcome != "OPENED" for outcome in found.values()), found
+    created = [path for path in context["write_paths"] if write_probe_created(path)]
+    assert not created, f"files created outside the sandbox: {created}"
+
+
+def write_probe_created(path: str) -> bool:
+    return Path(path + CREATED_SUFFIX).exists()
 
 
 def with_test_cells(transform):
