@@ -21,6 +21,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet --progress-bar off -r requirements.txt
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course)" >/dev/null
+	$(PY) -m autograder.environment
 	touch $(STAMP)
 
 vendor: install

@@ -60,9 +60,6 @@ def grade_command(assignment: str, batch: Path, out: Path, db: Path, mode: str,
 class Cluster:
     def __init__(self, workers: int):
         from distributed import Client, LocalCluster
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            dict.fromkeys([str(COURSE_ROOT), *filter(None, os.environ.get(
-                "PYTHONPATH", "").split(os.pathsep))]))
         self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
                                     processes=True, dashboard_address=None,
                                     memory_limit="6GiB")

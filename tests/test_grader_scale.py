@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
+from autograder import environment
 from autograder.assignment import COURSE_ROOT, load_assignment
 from autograder.executors import REFUSE_ISOLATION_ENV, DaskExecutor
 from autograder.record import course_id
@@ -134,6 +135,31 @@ def test_sigkill_of_the_coordinator_loses_no_finished_result(batch, first_run, t
 
 # --- a real Dask cluster ----------------------------------------------------------------
 
+def venv_serves_this_course() -> bool:
+    """Whether `make install` ran from this checkout (a development clone may share
+    another checkout's venv)."""
+    pth = environment.pth_file()
+    return pth.exists() and pth.read_text().strip() == str(COURSE_ROOT)
+
+
+def course_environment() -> dict:
+    """How an instructor starts `dask worker`: from the course's venv, no PYTHONPATH."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    if not venv_serves_this_course():
+        env["PYTHONPATH"] = str(COURSE_ROOT)
+    return env
+
+
+def test_the_course_environment_imports_the_grader(tmp_path):
+    if not venv_serves_this_course():
+        pytest.skip("this venv was installed from another checkout")
+    found = subprocess.run(
+        [sys.executable, "-I", "-c", "import autograder.executors as e; print(e.__file__)"],
+        cwd=tmp_path, env=course_environment(), capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    assert Path(found.stdout.strip()).is_relative_to(COURSE_ROOT)
+
+
 def _start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=log.parent, env=env, stdout=open(log, "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -153,9 +179,7 @@ class Cluster:
     def __init__(self, root: Path):
         self.root = root
         self.file = root / "scheduler.json"
-        # The shared dev venv's editable install points at another checkout; workers
-        # started from `make install`'s venv import this course without PYTHONPATH.
-        self.env = {**os.environ, "PYTHONPATH": str(COURSE_ROOT),
+        self.env = {**course_environment(),
                     "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
         dask = str(Path(sys.executable).parent / "dask")
         self.dask = dask
