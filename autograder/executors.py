@@ -30,7 +30,8 @@ from typing import Callable, Iterator
 
 from autograder.assignment import Assignment, InstructorError, load_assignment
 from autograder.grading import (
-    Prepared, SubmissionResult, TestResult, grade_prepared, not_graded,
+    Prepared, SubmissionResult, TestResult, before_grading_threads, grade_prepared,
+    not_graded,
 )
 from autograder.sandbox import FULL, UNISOLATED, Factory, Limits
 from autograder.status import Status
@@ -112,6 +113,7 @@ def _worker_preflight(limits: Limits, allow_unisolated: bool) -> tuple[str, str,
     from autograder.batch import preflight  # late: batch imports this module
     with WorkerState.lock:
         if WorkerState.factory is None:
+            before_grading_threads()
             WorkerState.factory = Factory()
         key = f"unisolated={allow_unisolated}"
         if key not in WorkerState.preflight:
@@ -179,6 +181,7 @@ class LocalExecutor:
 
     def start(self, limits: Limits, allow_unisolated: bool) -> str:
         from autograder.batch import preflight
+        before_grading_threads()
         self.factory = Factory()
         try:
             self.mode, isolation = preflight(self.factory, limits, allow_unisolated)

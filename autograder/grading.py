@@ -13,10 +13,6 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass, field
 
-# torch, once, before any grading thread: the checks import it lazily (exercise 1 needs
-# only NumPy), and a first import racing in two threads exposes a half-made module.
-import torch  # noqa: F401
-
 from attention_course.checks.core import (
     CheckFailed, describe_error, judging_code, reporting_to,
 )
@@ -78,6 +74,13 @@ def not_graded(assignment: Assignment, student_id: str, status: Status,
              for t in assignment.tests]
     notes = [note for note in notes if note]
     return SubmissionResult(student_id, status, tests, notes, notebook)
+
+
+def before_grading_threads() -> None:
+    """Import torch once, before any grading thread: the checks import it lazily
+    (exercise 1 needs only NumPy), and a first import racing in two threads exposes a
+    half-made module. Not at import time: a rerun that grades nothing needs no torch."""
+    import torch  # noqa: F401
 
 
 def prepare(assignment: Assignment,
