@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 
 .PHONY: install book serve test test-fast browser-deps postgres-deps vendor notebooks links dist \
-	student site-pages claims bench-book bench-site bench-grade bench-scale clean
+	student site-pages translations claims bench-book bench-site bench-grade bench-scale clean
 
 install: $(STAMP)
 
@@ -57,6 +57,11 @@ student:
 site-pages: install
 	$(PY) -m tools.site_pages
 
+# After an English edit: update locales/zh_CN from the book (after `make book`) and list
+# what needs translating. tests/test_translations.py fails until it is translated.
+translations: install
+	$(PY) -m tools.translations
+
 book: install vendor
 	$(PY) -m tools.book
 
@@ -86,7 +91,12 @@ test-fast: install
 claims: install
 	$(PY) -m tools.claims --seeds 0,1,2 --dispatch default,avx2,avx512 --jobs 2
 
-bench-book: install vendor
+bench-# After an English edit: update locales/zh_CN from the book (after `make book`) and list
+# what needs translating. tests/test_translations.py fails until it is translated.
+translations: install
+	$(PY) -m tools.translations
+
+book: install vendor
 	$(PY) -m tools.bench_book
 
 # Page weight vs the 2 MB / 5 MB budgets and first contentful paint, every page of the built site.

@@ -58,6 +58,7 @@ from pathlib import Path
 
 from docutils import nodes
 from sphinx import addnodes
+from sphinx.transforms import SphinxTransform
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,21 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> Non
         key = (script.filename or "", script.priority, tuple(sorted(script.attributes.items())))
         unique.setdefault(key, script)
     scripts[:] = unique.values()
+
+
+class TranslatableOutputFigures(SphinxTransform):
+    """myst-nb builds output figures' captions and alt text from cell metadata, with no
+    source line, so the gettext flow would neither extract nor translate them: give
+    them their document as source, before the Locale transform (priority 20) runs."""
+
+    default_priority = 15
+
+    def apply(self, **kwargs) -> None:
+        source = self.document["source"]
+        for figure in self.document.findall(nodes.figure):
+            for node in figure.findall(lambda n: isinstance(n, (nodes.caption, nodes.image))):
+                if not node.source:
+                    node.source, node.line = source, figure.line or 0
 
 
 def number_output_figures(app, doctree) -> None:
@@ -261,6 +277,7 @@ def setup(app):
     app.add_css_file("course_site.css")
     # Early: Sphinx stops calling html-page-context handlers once one returns a template.
     app.connect("html-page-context", drop_duplicate_scripts, priority=100)
+    app.add_transform(TranslatableOutputFigures)
     app.connect("doctree-read", number_output_figures, priority=400)
     app.connect("doctree-read", link_exercise)
     app.connect("doctree-read", link_glossary_terms)
