@@ -11,7 +11,7 @@ SITE := _build/html
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: install book serve test test-fast browser-deps postgres-deps vendor notebooks links dist \
+.PHONY: install book serve test test-fast browser-deps postgres-deps fonts-deps vendor notebooks links dist \
 	student site-pages translations claims bench-book bench-site bench-grade bench-scale clean
 
 install: $(STAMP)
@@ -62,7 +62,7 @@ site-pages: install
 translations: install
 	$(PY) -m tools.translations
 
-book: install vendor
+book: install vendor fonts-deps
 	$(PY) -m tools.book
 
 serve:
@@ -75,13 +75,19 @@ browser-deps:
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Chinese words in figures need a CJK font (attention_course/language.py): Debian's Noto CJK.
+fonts-deps:
+	@{ command -v fc-list >/dev/null 2>&1 && fc-list :lang=zh family | grep -q .; } || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fontconfig fonts-noto-cjk >/dev/null; }
+
 # The gradebook tests start a throw-away PostgreSQL server (initdb + pg_ctl): Debian's postgresql.
 postgres-deps:
 	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
-test: install browser-deps postgres-deps vendor
+test: install browser-deps postgres-deps fonts-deps vendor
 	$(PY) -m pytest -q
 
 test-fast: install
@@ -91,12 +97,7 @@ test-fast: install
 claims: install
 	$(PY) -m tools.claims --seeds 0,1,2 --dispatch default,avx2,avx512 --jobs 2
 
-bench-# After an English edit: update locales/zh_CN from the book (after `make book`) and list
-# what needs translating. tests/test_translations.py fails until it is translated.
-translations: install
-	$(PY) -m tools.translations
-
-book: install vendor
+bench-book: install vendor
 	$(PY) -m tools.bench_book
 
 # Page weight vs the 2 MB / 5 MB budgets and first contentful paint, every page of the built site.

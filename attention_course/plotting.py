@@ -9,6 +9,8 @@ import re
 import matplotlib.pyplot as plt
 import numpy as np
 
+from attention_course.language import words
+
 
 def plot_attention(weights, query_tokens, key_tokens, ax=None, title=None,
                    annotate=True):
@@ -20,8 +22,8 @@ def plot_attention(weights, query_tokens, key_tokens, ax=None, title=None,
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(len(key_tokens)), key_tokens, rotation=45, ha="right")
     ax.set_yticks(range(len(query_tokens)), query_tokens)
-    ax.set_xlabel("key: the token attended to")
-    ax.set_ylabel("query: the token asking")
+    ax.set_xlabel(words("key: the token attended to", "键：被关注的词元"))
+    ax.set_ylabel(words("query: the token asking", "查询：发问的词元"))
     if annotate:
         for i, row in enumerate(weights):
             for j, w in enumerate(row):
@@ -29,7 +31,7 @@ def plot_attention(weights, query_tokens, key_tokens, ax=None, title=None,
                         color="black" if w > 0.6 else "white", fontsize=10)
     if title:
         ax.set_title(title)
-    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="attention weight")
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=words("attention weight", "注意力权重"))
     return ax
 
 

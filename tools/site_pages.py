@@ -83,8 +83,10 @@ def glossary_terms() -> list[tuple[str, str, str]]:
     """(term, Chinese, docname) for each term's first use, in reading order."""
     terms, seen = [], set()
     for docname in toc_docnames():
-        text = (ROOT / f"{docname}.md").read_text(encoding="utf-8")
-        for match in TERM.finditer(text):
+        source = ROOT / f"{docname}.md"
+        if source == GLOSSARY:  # its own header quotes the **term (中文)** pattern
+            continue
+        for match in TERM.finditer(source.read_text(encoding="utf-8")):
             term = " ".join(match[1].split())
             if term.lower() in seen:
                 continue
