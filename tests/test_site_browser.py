@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 from tools.bench_site import BUDGET_WITH_SLIDER, BUDGET_WITHOUT_SLIDER, MB, PAGE_WEIGHT_JS, WIDGET_SCRIPTS
-from tools.book import ROOT, chapter_docnames, toc_docnames
+from tools.book import CHINESE, ROOT, chapter_docnames, toc_docnames
 from tools.site_pages import exercise_for_chapter
 
 pytestmark = pytest.mark.slow
@@ -24,6 +24,8 @@ pytestmark = pytest.mark.slow
 FIGURES_PENDING = {"book/03_multihead", "book/04_transformer", "book/05_why_attention",
                    "book/06_bert", "book/08_vit", "book/reading_attention",
                    "book/efficient_attention"}
+# Every page in both editions (the Chinese one lives in zh/, tools/book.py).
+PAGES = toc_docnames() + [f"{CHINESE}/{name}" for name in toc_docnames()]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 RAW_TEX = ["$$", "\\frac", "\\sqrt", "\\operatorname", "\\(", "\\["]
 AXE = ROOT / "tools" / "site_assets" / "node_modules" / "axe-core" / "axe.min.js"
@@ -95,7 +97,7 @@ def serious_axe_violations(page) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("docname", toc_docnames())
+@pytest.mark.parametrize("docname", PAGES)
 def test_page_loads_cleanly_and_typesets_math(browser, site_url, docname):
     visit = PageVisit(browser, site_url, docname)
     visit.settle()
@@ -103,7 +105,7 @@ def test_page_loads_cleanly_and_typesets_math(browser, site_url, docname):
     visit.assert_clean()
     assert not [tex for tex in RAW_TEX if tex in text], "raw TeX is visible on the page"
     assert visit.page.locator("head link[rel='icon']").count() == 1, "no favicon (browsers ask /favicon.ico: 404)"
-    if docname not in FIGURES_PENDING:
+    if docname.removeprefix(f"{CHINESE}/") not in FIGURES_PENDING:
         # Every figure says what it shows: no missing alt, no file path or hash as alt text;
         # every output figure is numbered and captioned; and is shown large enough that its
         # smallest labels (9 pt) are at least 10 px: at least 83 % of its natural size.
@@ -114,16 +116,21 @@ def test_page_loads_cleanly_and_typesets_math(browser, site_url, docname):
             visible: i.offsetParent !== null, src: i.src.slice(-24)}))""")
         bad = [f["alt"] for f in figures if not f["alt"] or re.search(r"[\\/]|\.(png|svg|jpe?g)$|^[0-9a-f]{16,}", f["alt"])]
         assert not bad, f"figures without real alt text: {bad[:5]}"
-        uncaptioned = [f["src"] for f in figures if f["output"] and not f["caption"].startswith("Fig.")]
+        uncaptioned = [f["src"] for f in figures
+                       if f["output"] and not f["caption"].startswith(("Fig.", "图"))]
         assert not uncaptioned, f"figures without a numbered caption: {uncaptioned}"
         small = [(f["src"], round(f["scale"], 2)) for f in figures if f["visible"] and f["scale"] < 0.83]
         assert not small, f"figures shrunk below 83 % (labels under 10 px): {small}"
     visit.close()
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-@pytest.mark.parametrize("layout", list(WIDTHS))
-@pytest.mark.parametrize("docname", toc_docnames())
+# Both colour schemes for the English pages; the Chinese ones share their CSS, so light.
+LAYOUTS = [(name, layout, scheme) for name in toc_docnames() for layout in WIDTHS
+           for scheme in ("light", "dark")] + [
+          (f"{CHINESE}/{name}", layout, "light") for name in toc_docnames() for layout in WIDTHS]
+
+
+@pytest.mark.parametrize("docname, layout, scheme", LAYOUTS)
 def test_page_is_accessible_and_fits(browser, site_url, docname, layout, scheme):
     width = WIDTHS[layout]
     visit = PageVisit(browser, site_url, docname, width=width, scheme=scheme)
@@ -205,8 +212,9 @@ def visible_frame_image(page) -> str:
     )
 
 
-def test_temperature_slider_works_with_the_keyboard_and_no_kernel(browser, site_url):
-    visit = PageVisit(browser, site_url, "book/01_qkv")
+@pytest.mark.parametrize("edition", ["", f"{CHINESE}/"])
+def test_temperature_slider_works_with_the_keyboard_and_no_kernel(browser, site_url, edition):
+    visit = PageVisit(browser, site_url, f"{edition}book/01_qkv")
     page = visit.page
     page.wait_for_selector(".widget-readout", timeout=20_000)
     readout = page.locator(".widget-readout").first
@@ -247,11 +255,43 @@ def test_search_snippets_show_no_raw_tex(browser, site_url):
     visit.close()
 
 
-def test_chapters_and_figures_are_numbered_and_terms_link_the_glossary(browser, site_url):
-    visit = PageVisit(browser, site_url, "book/02_scaling")
+@pytest.mark.parametrize("edition, figure", [("", "Fig. 2.1"), (f"{CHINESE}/", "图 2.1")])
+def test_chapters_and_figures_are_numbered_and_terms_link_the_glossary(browser, site_url,
+                                                                        edition, figure):
+    visit = PageVisit(browser, site_url, f"{edition}book/02_scaling")
     page = visit.page
     assert page.locator("article h1").first.inner_text().startswith("2.")
-    assert page.locator("figcaption .caption-number").first.inner_text().startswith("Fig. 2.1")
+    assert page.locator("figcaption .caption-number").first.inner_text().startswith(figure)
     glossary_links = page.eval_on_selector_all("article a[href*='glossary.html#term-']", "as => as.length")
     assert glossary_links >= 3, "the chapter's first uses of key terms do not link the glossary"
+    visit.close()
+
+
+def test_the_language_switch_round_trips(browser, site_url):
+    visit = PageVisit(browser, site_url, "book/04_transformer")
+    page = visit.page
+    english_title = page.locator("article h1").first.inner_text()
+    page.click(".course-language-switch a")
+    page.wait_for_load_state("load")
+    assert page.url == f"{site_url}/{CHINESE}/book/04_transformer.html"
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    assert re.search(r"[\u4e00-\u9fff]", page.locator("article h1").first.inner_text())
+    page.click(".course-language-switch a")
+    page.wait_for_load_state("load")
+    assert page.url == f"{site_url}/book/04_transformer.html"
+    assert page.evaluate("document.documentElement.lang") == "en"
+    assert page.locator("article h1").first.inner_text() == english_title
+    visit.assert_clean()
+    visit.close()
+
+
+def test_chinese_search_finds_chinese_words(browser, site_url):
+    visit = PageVisit(browser, site_url, f"{CHINESE}/search", width=1280)
+    visit.page.goto(f"{site_url}/{CHINESE}/search.html?q=注意力", wait_until="load")
+    visit.page.wait_for_selector("#search-results li", timeout=30_000)
+    visit.page.wait_for_load_state("networkidle")
+    found = visit.page.locator("#search-results li a").evaluate_all(
+        "links => links.map(a => a.getAttribute('href'))")
+    assert any("01_qkv" in href for href in found), found[:5]
+    visit.assert_clean()
     visit.close()
