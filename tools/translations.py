@@ -127,9 +127,22 @@ def markup_problems(original: str, translation: str) -> list[str]:
     want, got = protected_parts(original), protected_parts(translation)
     problems = [f"{kind}: {want[kind]} became {got[kind]}" for kind in want
                 if want[kind] != got[kind]]
-    if translation.count("**") % 2:
-        problems.append("unbalanced ** (bold)")
+    if emphasis_counts(translation) != emphasis_counts(original):
+        problems.append(
+            f"bold/emphasis: {emphasis_counts(original)} in the original, "
+            f"{emphasis_counts(translation)} in the translation (as rendered: bold, "
+            "emphasis, ** left as literal text). A closing ** right after （）。， and "
+            "before a Chinese character is not closed: move the punctuation or reword")
     return problems
+
+
+def emphasis_counts(text: str) -> tuple[int, int, int]:
+    """(bold, emphasis, literal **) as CommonMark, which MyST uses, renders ``text``."""
+    from markdown_it import MarkdownIt
+    tokens = [t for block in MarkdownIt("commonmark").parse(text) for t in block.children or []]
+    return (sum(t.type == "strong_open" for t in tokens),
+            sum(t.type == "em_open" for t in tokens),
+            sum(t.content.count("**") for t in tokens if t.type == "text"))
 
 
 def lint(catalogues: Path = CATALOGUES) -> list[str]:
