@@ -93,3 +93,7 @@ def test_each_page_has_a_chinese_edition_in_chinese(site, docname):
     assert '<html lang="en"' in english.read_text(encoding="utf-8")
     cjk, latin = prose_letters(html)
     assert cjk >= latin, f"only {cjk} of {cjk + latin} prose letters are Chinese"
+    # Its downloads (the executed notebook, the source) and images are in the edition.
+    local = re.findall(r'(?:href|src)="((?:\.\./)*_(?:sources|images)/[^"#]+)"', html)
+    missing = [link for link in local if not (chinese.parent / link).resolve().exists()]
+    assert not missing, f"links to files the Chinese edition lacks: {missing[:3]}"
