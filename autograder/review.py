@@ -36,6 +36,10 @@ BUILT_INS = {
         "transformers.DataCollatorForLanguageModeling": "you are asked to write BERT's "
                                                         "masking rule yourself",
     },
+    "ex5_rope_cache": {
+        "torch.nn.functional.scaled_dot_product_attention": ATTENTION,
+        "torch.nn.MultiheadAttention": ATTENTION,
+    },
 }
 
 

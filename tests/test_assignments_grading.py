@@ -17,10 +17,10 @@ from autograder.record import nbgrader_command
 from autograder.sandbox import Limits
 from autograder.submissions import student_code
 from autograder.samples import notebook_name, submission, write
-from tests.adversarial.mistakes import EX1, EX2, EX3, EX4
+from tests.adversarial.mistakes import EX1, EX2, EX3, EX4, EX5
 
 CASES = {"ex1_attention": EX1, "ex2_multihead": EX2, "ex3_transformer": EX3,
-         "ex4_applications": EX4}
+         "ex4_applications": EX4, "ex5_rope_cache": EX5}
 LIMITS = Limits(cell_timeout=20, call_timeout=20, submission_timeout=200)
 
 

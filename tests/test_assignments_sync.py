@@ -16,8 +16,9 @@ ASSIGNMENTS = available_assignments()
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 
-def test_there_are_four_assignments():
-    assert ASSIGNMENTS == ["ex1_attention", "ex2_multihead", "ex3_transformer", "ex4_applications"]
+def test_there_are_five_assignments():
+    assert ASSIGNMENTS == ["ex1_attention", "ex2_multihead", "ex3_transformer", "ex4_applications",
+                           "ex5_rope_cache"]
 
 
 def test_solutions_hold_only_notebooks():

@@ -159,3 +159,19 @@ def test_offset_copy_batch(gen):
     assert (targets[:, :3] == -100).all()
     assert torch.equal(targets[:, 3:], tokens[:, :-3])
     assert tokens.max() < 7
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_exercise_reference_is_the_course_rope(gen, interleaved):
+    """Exercise 5 checks learners against a float64 NumPy RoPE: it must be this chapter's
+    apply_rope (half-split by default) and its complex-number form."""
+    from attention_course.checks.ex5 import rope
+
+    x = torch.randn(2, 5, 12, generator=gen, dtype=torch.float64)
+    positions = torch.tensor([7, 0, 3, 40, 41])
+    expected = rope(x.numpy(), positions.numpy(), interleaved=interleaved)
+    course = apply_rope(x.float(), positions, interleaved=interleaved)
+    complex_form = apply_rope_complex(x, positions, interleaved=interleaved)
+    for other in (course, complex_form):
+        torch.testing.assert_close(torch.from_numpy(expected).float(), other,
+                                   atol=1e-5, rtol=1e-5)

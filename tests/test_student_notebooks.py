@@ -50,6 +50,7 @@ MISTAKES = {
     "ex3_transformer": ("sin_cos_swapped", "test_positional_encoding_values", "sin and cos are swapped"),
     "ex4_applications": ("temperature_multiplied", "test_sampling_distribution",
                          "multiplied by the temperature"),
+    "ex5_rope_cache": ("rope_interleaved", "test_rope_values", "interleaved"),
 }
 
 

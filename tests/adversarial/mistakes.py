@@ -426,3 +426,114 @@ def mask_tokens(token_ids, vocab_size, mask_token_id, mask_prob=0.15):
     return inputs, labels
 '''}, failing={"test_mask_tokens_labels": "in place"}),
 ]
+
+
+def _rope(halves: str = "x1, x2 = x[..., : d // 2], x[..., d // 2:]",
+          theta: str = "10000.0 ** (-torch.arange(0, d, 2, dtype=x.dtype) / d)",
+          angles: str = "positions.to(x.dtype)[:, None] * theta[None, :]",
+          result: str = "x * cos + torch.cat((-x2, x1), dim=-1) * sin") -> dict[str, str]:
+    return {"apply_rope": f'''
+def apply_rope(x, positions):
+    d = x.shape[-1]
+    theta = {theta}
+    angles = {angles}
+    cos = torch.cat((angles.cos(), angles.cos()), dim=-1)
+    sin = torch.cat((angles.sin(), angles.sin()), dim=-1)
+    {halves}
+    return {result}
+'''}
+
+
+INTERLEAVED_ROPE = {"apply_rope": '''
+def apply_rope(x, positions):
+    d = x.shape[-1]
+    theta = 10000.0 ** (-torch.arange(0, d, 2, dtype=x.dtype) / d)
+    angles = positions.to(x.dtype)[:, None] * theta[None, :]
+    cos, sin = angles.cos(), angles.sin()
+    even, odd = x[..., 0::2], x[..., 1::2]
+    return torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1).flatten(-2)
+'''}
+
+
+def _cache_step(append: str = "k_all, v_all = torch.cat((k_cache, k), dim=-2), "
+                              "torch.cat((v_cache, v), dim=-2)",
+                scores: str = "q @ k_all.transpose(-2, -1) / math.sqrt(q.shape[-1])",
+                masking: str = "",
+                result: str = "torch.softmax(scores, dim=-1) @ v_all, k_all, v_all"
+                ) -> dict[str, str]:
+    return {"kv_cache_step": f'''
+def kv_cache_step(q, k, v, k_cache, v_cache):
+    {append}
+    scores = {scores}
+    {masking or "pass"}
+    return {result}
+'''}
+
+
+RECOMPUTE = "test_kv_cache_matches_recomputation"
+
+EX5 = [
+    Case("rope_interleaved", INTERLEAVED_ROPE,
+         failing={"test_rope_values": "interleaved"}),
+    Case("rope_wrong_direction", _rope(result="x * cos + torch.cat((x2, -x1), dim=-1) * sin"),
+         failing={"test_rope_values": "the wrong way"}),
+    Case("rope_no_minus", _rope(result="x * cos + torch.cat((x2, x1), dim=-1) * sin"),
+         failing={"test_rope_values": "minus sign is missing",
+                  "test_rope_shapes": "lengths changed",
+                  "test_rope_relative_offset": "only on the offset"}),
+    Case("rope_no_frequencies", _rope(theta="torch.ones(d // 2, dtype=x.dtype)"),
+         failing={"test_rope_values": "same angle"}),
+    Case("rope_exponent_per_index",
+         _rope(theta="10000.0 ** (-torch.arange(d // 2, dtype=x.dtype) / d)"),
+         failing={"test_rope_values": "i/d"}),
+    Case("rope_positions_plus_one",
+         _rope(angles="(positions + 1).to(x.dtype)[:, None] * theta[None, :]"),
+         failing={"test_rope_values": "off by one", "test_rope_shapes": "position 0"}),
+    Case("rope_ignores_positions",
+         _rope(angles="torch.arange(x.shape[-2], dtype=x.dtype)[:, None] * theta[None, :]"),
+         failing={"test_rope_values": "positions argument was ignored"}),
+    Case("rope_float32_angles",
+         _rope(theta="10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)",
+               angles="positions.float()[:, None] * theta[None, :]"),
+         failing={"test_rope_values": "float32"}),
+    Case("rope_returns_float32",
+         _rope(result="(x * cos + torch.cat((-x2, x1), dim=-1) * sin).float()"),
+         failing={"test_rope_values": "keep x's dtype", "test_rope_shapes": "keep x's dtype"}),
+    Case("rope_identity", _rope(result="x"),
+         failing={"test_rope_values": "", "test_rope_shapes": "returns its input unchanged",
+                  "test_rope_relative_offset": "returns its input unchanged"}),
+    Case("cache_not_appended", _cache_step(result="torch.softmax(scores, dim=-1) @ v_all, "
+                                                  "k_cache, v_cache"),
+         failing={"test_kv_cache_grows": "append", RECOMPUTE: "append"}),
+    Case("cache_prepended", _cache_step(append="k_all, v_all = torch.cat((k, k_cache), dim=-2), "
+                                               "torch.cat((v, v_cache), dim=-2)"),
+         failing={"test_kv_cache_grows": "front"}),
+    Case("cache_only_new", _cache_step(result="torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v, "
+                                              "k_all, v_all"),
+         failing={RECOMPUTE: "only to the new token"}),
+    Case("cache_attends_old_only", _cache_step(
+        scores="q @ k_cache.transpose(-2, -1) / math.sqrt(q.shape[-1])",
+        result="torch.softmax(scores, dim=-1) @ v_cache, k_all, v_all"),
+         failing={RECOMPUTE: "not to its own key"}),
+    Case("cache_not_scaled", _cache_step(scores="q @ k_all.transpose(-2, -1)"),
+         failing={RECOMPUTE: "not scaled"}),
+    Case("cache_scaled_by_d", _cache_step(scores="q @ k_all.transpose(-2, -1) / q.shape[-1]"),
+         failing={RECOMPUTE: "divided by d instead of √d"}),
+    Case("cache_square_causal_mask", _cache_step(
+        masking="scores = scores.masked_fill(~torch.ones(scores.shape[-2:], dtype=torch.bool)"
+                ".tril(), float('-inf'))"),
+         failing={RECOMPUTE: "causal mask"}),
+    Case("cache_swapped", _cache_step(result="torch.softmax(scores, dim=-1) @ v_all, v_all, k_all"),
+         failing={"test_kv_cache_grows": "swapped", RECOMPUTE: ""}),
+    Case("noisy_but_correct", {"kv_cache_step": '''
+import warnings
+
+def kv_cache_step(q, k, v, k_cache, v_cache):
+    print("step", tuple(k_cache.shape))
+    warnings.warn("a noisy step")
+    keys = torch.cat([k_cache, k], dim=k_cache.dim() - 2)
+    values = torch.cat([v_cache, v], dim=-2)
+    weights = torch.einsum("...qd,...kd->...qk", q, keys).div(q.shape[-1] ** 0.5).softmax(-1)
+    return torch.einsum("...qk,...kd->...qd", weights, values), keys, values
+'''}, extra=("print(apply_rope(torch.ones(1, 3, 4), torch.arange(3)))",)),
+]
