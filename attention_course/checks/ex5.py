@@ -17,6 +17,7 @@ from attention_course.checks.core import (
     CheckFailed, as_array, bind, call, expect_close, expect_depends_on_input, expect_shape,
     fresh_call, passed,
 )
+from attention_course.checks.ex1 import attention_variant
 
 BASE = 10000.0
 PAIRING = ("Pair dimension i with dimension i + d/2 (half-split, as Chapter 6's apply_rope "
@@ -212,14 +213,9 @@ def _empty(batch_shape, d, dtype) -> torch.Tensor:
     return torch.zeros(*batch_shape, 0, d, dtype=getattr(torch, dtype))
 
 
-def _attend(q, keys, values, scale: float = None, axis: int = -1) -> np.ndarray:
-    """softmax(q keysᵀ / scale) values in float64, for a mistake's version of one step."""
-    q, keys, values = (np.asarray(a, dtype=np.float64) for a in (q, keys, values))
-    scale = np.sqrt(q.shape[-1]) if scale is None else scale
-    scores = q @ np.swapaxes(keys, -1, -2) / scale
-    scores = scores - scores.max(axis=axis, keepdims=True)
-    weights = np.exp(scores)
-    return (weights / weights.sum(axis=axis, keepdims=True)) @ values
+def _attend(q, keys, values, scale: float = None) -> np.ndarray:
+    """One step's output as a mistake computes it (float64): exercise 1's variants."""
+    return attention_variant(q, keys, values, scale=scale) @ np.asarray(values, np.float64)
 
 
 def _step_mistakes(q, k, v, t) -> dict:
@@ -250,7 +246,7 @@ def _step_mistakes(q, k, v, t) -> dict:
     return mistakes
 
 
-def _unpack_step(result, t: int):
+def _unpack_step(result):
     if not isinstance(result, tuple) or len(result) != 3:
         raise CheckFailed("kv_cache_step should return a tuple (output, k_cache, v_cache): "
                           "the new token's output and the grown caches.")
@@ -283,7 +279,7 @@ def check_kv_cache_grows(kv_cache_step, seed=81, batch_shape=(2, 3), steps=4, d=
     k_cache, v_cache = _empty(batch_shape, d, dtype), _empty(batch_shape, d_v, dtype)
     for t in range(steps):
         new = (q[..., t:t + 1, :], k[..., t:t + 1, :], v[..., t:t + 1, :])
-        _, k_cache, v_cache = _unpack_step(call(fn, *new, k_cache, v_cache), t)
+        _, k_cache, v_cache = _unpack_step(call(fn, *new, k_cache, v_cache))
         expected_k, expected_v = k[..., :t + 1, :].numpy(), v[..., :t + 1, :].numpy()
         if d == d_v and np.array_equal(as_array(k_cache, "k_cache", "torch"), expected_v):
             raise CheckFailed("the caches came back swapped: return (output, k_cache, "
@@ -315,7 +311,7 @@ def check_kv_cache_matches_recomputation(kv_cache_step, seed=80, batch_shape=(2,
     k_cache, v_cache = _empty(batch_shape, d, dtype), _empty(batch_shape, d_v, dtype)
     for t in range(steps):
         new = (q[..., t:t + 1, :], k[..., t:t + 1, :], v[..., t:t + 1, :])
-        output, k_cache, v_cache = _unpack_step(call(fn, *new, k_cache, v_cache), t)
+        output, k_cache, v_cache = _unpack_step(call(fn, *new, k_cache, v_cache))
         what = f"kv_cache_step's output at step {t}"
         result = as_array(output, what, "torch")
         if str(result.dtype) != dtype:
