@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             batches[size] = {}
             for assignment in ASSIGNMENTS:
                 folder = scratch / f"batch{size}-{assignment}"
-                mixed_batch(assignment, size // 2, folder)
+                mixed_batch(assignment, size // len(ASSIGNMENTS), folder)
                 batches[size][assignment] = folder
         for mode in modes:
             cluster = Cluster(int(mode[-1])) if mode.startswith("dask") else None
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         # submission bounds what a submission costs one core (the CPU column misses
         # processes reaped inside the sandboxes' PID namespaces).
         full, small = figures["jobs1"]
-        each = (args.count - args.small) // len(ASSIGNMENTS)
+        each = args.count // len(ASSIGNMENTS) - args.small // len(ASSIGNMENTS)
         margin = {name: (full["per_assignment"][name] - small["per_assignment"][name])
                   / each for name in ASSIGNMENTS}
         margins = ", ".join(f"{name.split('_')[0]} {seconds:.2f} s"
