@@ -19,7 +19,8 @@ HIDDEN_DIRS = (os.path.dirname(IPython.__file__), os.path.dirname(frames.__file_
 
 
 def make_shell() -> InteractiveShell:
-    """An IPython shell, so magics and `display` in learner cells work as in a notebook."""
+    """An IPython shell, so magics and `display` in learner cells work as in a notebook:
+    the process's one, so a sandbox gets the shell its factory built before forking."""
     config = Config()
     config.HistoryManager.enabled = False
     config.InteractiveShell.colors = "nocolor"

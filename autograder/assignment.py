@@ -13,6 +13,8 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.sandbox import TRUSTED_PACKAGES
+
 COURSE_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIR = "solutions"
 RELEASE_DIR = "exercises"
@@ -38,6 +40,9 @@ class Assignment:
     interface: tuple[str, ...]  # names the learner defines and the tests call
     test_sources: frozenset[str]  # normalised released and source test cells
     solution_ids: frozenset[str]  # grade ids of the cells the learner fills in
+    # top-level modules the released notebook imports: the sandbox factory preloads
+    # them, so every sandbox forks from a process no larger than the assignment needs
+    preload: tuple[str, ...] = ()
 
     @property
     def max_score(self) -> float:
@@ -77,6 +82,21 @@ def _defined_names(source: str) -> list[str]:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
 
 
+def imported_modules(source: str) -> list[str]:
+    """Top-level modules a cell imports (absolute imports only), in order."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append(node.module.split(".")[0])
+    return found
+
+
 def load_assignment(name: str, course_root: Path = COURSE_ROOT) -> Assignment:
     path = source_notebook(name, course_root)
     notebook = nbformat.read(path, as_version=4)
@@ -95,5 +115,10 @@ def load_assignment(name: str, course_root: Path = COURSE_ROOT) -> Assignment:
     released = nbformat.read(released_path, as_version=4)
     test_sources = {normalised(cell.source) for cell in released.cells
                     if is_test_cell(cell)} | {normalised(t.source) for t in tests}
+    preload = [module for cell in released.cells
+               if cell.cell_type == "code" and not is_test_cell(cell)
+               for module in imported_modules(cell.source)
+               if module not in TRUSTED_PACKAGES]
     return Assignment(name, path.name, path, tuple(tests), tuple(dict.fromkeys(interface)),
-                      frozenset(test_sources), frozenset(solution_ids))
+                      frozenset(test_sources), frozenset(solution_ids),
+                      tuple(dict.fromkeys(preload)))

@@ -32,7 +32,8 @@ from autograder.record import (
     write_grades_csv, write_student_files,
 )
 from autograder.sandbox import (
-    FULL, UNISOLATED, Factory, IsolationUnavailable, Limits, Sandbox, SandboxFailure,
+    FULL, UNISOLATED, Factory, Host, IsolationUnavailable, Limits, Sandbox,
+    SandboxFailure,
 )
 
 GRADER_FORMAT = 1  # raise when the grader's results change for the same input
@@ -74,7 +75,8 @@ def preflight(factory: Factory, limits: Limits,
     """(mode, isolation description) of an empty sandbox that works here."""
     reasons = []
     for mode in (FULL, UNISOLATED) if allow_unisolated else (FULL,):
-        sandbox = Sandbox(factory, limits, 0, mode)
+        host = Host(factory, limits, 0, mode)
+        sandbox = Sandbox(host)
         try:
             sandbox.start()
             request = wire.encode_frame({"op": "exec", "source": "1"})
@@ -87,7 +89,8 @@ def preflight(factory: Factory, limits: Limits,
         except SandboxFailure as failure:
             reasons.append(f"{mode}: {failure.message}\n{sandbox.output_tail()}")
         finally:
-            sandbox.kill()
+            sandbox.kill(wait=True)
+            host.close()
     hint = "" if allow_unisolated else f"\n{USERNS_HINT}"
     raise InstructorError("the sandbox cannot isolate submissions here:\n  "
                           + "\n  ".join(reasons) + hint)
@@ -232,7 +235,7 @@ def grade_batch(assignment: Assignment, submissions: Path, out: Path, jobs: int 
     to_sandbox = [item for item in todo if isinstance(item, Prepared)]
     isolation = ""
     if to_sandbox:
-        isolation = executor.start(limits, allow_unisolated)
+        isolation = executor.start(assignment, limits, allow_unisolated)
         if not isolation.startswith(FULL) and not isolation.startswith("per worker"):
             print(banner(isolation), file=sys.stderr)
     try:

@@ -101,28 +101,34 @@ class SlotClaim:
 # --- the worker side --------------------------------------------------------------------
 
 class WorkerState:
-    """One factory per worker process, and what its preflight found per mode."""
+    """A worker process's factories (one per set of preloaded modules), and what
+    the preflight found per mode."""
 
     lock = threading.Lock()
-    factory: Factory | None = None
+    factories: dict[tuple[str, ...], Factory] = {}
     preflight: dict[str, tuple[str | None, str]] = {}  # mode -> (isolation, reason)
 
 
-def _worker_preflight(limits: Limits, allow_unisolated: bool) -> tuple[str, str, str]:
+def _worker_factory(preload: tuple[str, ...]) -> Factory:
+    with WorkerState.lock:
+        if preload not in WorkerState.factories:
+            before_grading_threads()
+            WorkerState.factories[preload] = Factory(preload)
+        return WorkerState.factories[preload]
+
+
+def _worker_preflight(factory: Factory, limits: Limits,
+                      allow_unisolated: bool) -> tuple[str, str, str]:
     """(mode, isolation, "") on success, or ("", "", reason)."""
     from autograder.batch import preflight  # late: batch imports this module
     with WorkerState.lock:
-        if WorkerState.factory is None:
-            before_grading_threads()
-            WorkerState.factory = Factory()
         key = f"unisolated={allow_unisolated}"
         if key not in WorkerState.preflight:
             if os.environ.get(REFUSE_ISOLATION_ENV):
                 WorkerState.preflight[key] = (None, f"{REFUSE_ISOLATION_ENV} is set")
             else:
                 try:
-                    mode, isolation = preflight(WorkerState.factory, limits,
-                                                allow_unisolated)
+                    mode, isolation = preflight(factory, limits, allow_unisolated)
                     WorkerState.preflight[key] = ((mode, isolation), "")
                 except InstructorError as error:
                     reason = " ".join(str(error).splitlines()[:3])
@@ -149,15 +155,16 @@ def grade_task(payload: dict) -> dict:
         return {"retry": "the worker's copy of the assignment differs from the "
                          "coordinator's (update the course on every host)",
                 "worker": _worker_address()}
-    mode, isolation, reason = _worker_preflight(limits, payload["allow_unisolated"])
+    factory = _worker_factory(assignment.preload)
+    mode, isolation, reason = _worker_preflight(factory, limits,
+                                                payload["allow_unisolated"])
     if not mode:
         return {"retry": f"the worker cannot isolate submissions: {reason}",
                 "worker": _worker_address()}
     prepared = Prepared(payload["student_id"], payload["notebook_name"],
                         [tuple(cell) for cell in payload["cells"]], payload["notes"])
     with SlotClaim() as slot:
-        result = grade_prepared(assignment, prepared, WorkerState.factory, limits, slot,
-                                mode)
+        result = grade_prepared(assignment, prepared, factory, limits, slot, mode)
     result.isolation = result.isolation or isolation
     return {"result": result_to_dict(result), "worker": _worker_address()}
 
@@ -179,10 +186,11 @@ class LocalExecutor:
         self.factory: Factory | None = None
         self.mode = FULL
 
-    def start(self, limits: Limits, allow_unisolated: bool) -> str:
+    def start(self, assignment: Assignment, limits: Limits,
+              allow_unisolated: bool) -> str:
         from autograder.batch import preflight
         before_grading_threads()
-        self.factory = Factory()
+        self.factory = Factory(assignment.preload)
         try:
             self.mode, isolation = preflight(self.factory, limits, allow_unisolated)
         except BaseException:
@@ -221,7 +229,8 @@ class DaskExecutor:
         self.task = task
         self.client = None
 
-    def start(self, limits: Limits, allow_unisolated: bool) -> str:
+    def start(self, assignment: Assignment, limits: Limits,
+              allow_unisolated: bool) -> str:
         try:
             from distributed import Client
         except ImportError:

@@ -143,7 +143,7 @@ def grade_prepared(assignment: Assignment, prepared: Prepared, factory: Factory,
         tests = [run_test(test, session, assignment.interface, code)
                  for test in assignment.tests]
     finally:
-        session.stop(wait=True)  # nothing the submission started outlives its grading
+        session.close()
     status = session.gave_up.status if session.gave_up else Status.GRADED
     notes = prepared.notes + session.notes() + review.flags(assignment.name, code)
     return SubmissionResult(prepared.student_id, status, tests, notes,

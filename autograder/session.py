@@ -7,17 +7,18 @@ test. Property tests ask for the same before each side they compare, so code tha
 remembers what it was asked cannot make two related calls agree. (Forking every test
 from one post-cells process was tried first; a process that has run learner code can
 still hear from its forks through exit codes, signals, SIGCONT and shared memory, so
-it cannot be the template.) A cell that hung or killed the process on the first run
-is skipped from then on, with a note, so it costs its time once; one broken function
-costs only the tests that use it. A time budget for the whole submission bounds all
-of this.
+it cannot be the template. Each sandbox is forked instead by the submission's host,
+which runs no learner code: ``autograder.sandbox.factory``.) A cell that hung or
+killed the process on the first run is skipped from then on, with a note, so it
+costs its time once; one broken function costs only the tests that use it. A time
+budget for the whole submission bounds all of this.
 """
 from __future__ import annotations
 
 import time
 
 from attention_course_learner import remote, wire
-from autograder.sandbox import FULL, Factory, Limits, Sandbox, SandboxFailure
+from autograder.sandbox import FULL, Factory, Host, Limits, Sandbox, SandboxFailure
 from autograder.status import Status
 from autograder.submissions import cell_label
 
@@ -25,11 +26,9 @@ from autograder.submissions import cell_label
 class SandboxSession(remote.Endpoint):
     def __init__(self, factory: Factory, cells: list[tuple[int, str]], limits: Limits,
                  slot: int = 0, mode: str = FULL):
-        self.factory = factory
+        self.host = Host(factory, limits, slot, mode)
         self.cells = cells
         self.limits = limits
-        self.slot = slot
-        self.mode = mode
         self.deadline = time.monotonic() + limits.submission_timeout
         self.sandbox: Sandbox | None = None
         self.skipped: set[int] = set()
@@ -67,7 +66,7 @@ class SandboxSession(remote.Endpoint):
                 budget = f"{self.limits.submission_timeout:g} s"
                 raise self._give_up(Status.TIMEOUT, "was not run: the submission used "
                                                     f"up its {budget} time budget")
-            sandbox = Sandbox(self.factory, self.limits, self.slot, self.mode)
+            sandbox = Sandbox(self.host)
             try:
                 sandbox.start()
                 self.sandboxes_started += 1
@@ -132,6 +131,12 @@ class SandboxSession(remote.Endpoint):
             self.sandbox.kill(wait)
             self.sandbox = None
         self.used = False
+
+    def close(self) -> None:
+        """Kill the last sandbox and the host: nothing the submission started
+        outlives its grading."""
+        self.stop(wait=True)
+        self.host.close()
 
 
 def _decode(payload: bytes, json_size: int) -> str | None:

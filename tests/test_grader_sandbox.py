@@ -19,7 +19,8 @@ import pytest
 from attention_course_learner import wire
 from autograder.assignment import COURSE_ROOT
 from autograder.sandbox import (
-    FULL, UNISOLATED, Factory, IsolationUnavailable, Limits, Sandbox, SandboxFailure,
+    FULL, UNISOLATED, Factory, Host, IsolationUnavailable, Limits, Sandbox,
+    SandboxFailure,
 )
 from autograder.sandbox import isolation
 from autograder.samples import notebook_name, submission, write
@@ -36,8 +37,14 @@ def factory():
 
 
 @pytest.fixture
-def sandbox(factory):
-    box = Sandbox(factory, LIMITS)
+def host(factory):
+    with Host(factory, LIMITS) as made:
+        yield made
+
+
+@pytest.fixture
+def sandbox(host):
+    box = Sandbox(host)
     box.start()
     yield box
     box.kill()
@@ -160,8 +167,8 @@ def test_limits_hold_and_privileges_are_gone(sandbox):
 
 
 @needs_namespaces
-def test_every_process_dies_with_the_sandbox(factory):
-    box = Sandbox(factory, LIMITS)
+def test_every_process_dies_with_the_sandbox(host):
+    box = Sandbox(host)
     box.start()
     namespace = os.readlink(f"/proc/{box.worker_pid}/ns/pid")
     answer = run(box, "import os, time\nfor _ in range(10_000):\n    if os.fork() == 0:\n"
@@ -172,12 +179,62 @@ def test_every_process_dies_with_the_sandbox(factory):
     assert processes_in_namespace(namespace) == []
 
 
+LEAVE_TRACES = """
+import ctypes, os, time
+open('/tmp/memo', 'w').write('seen')
+open(os.path.expanduser('~/memo'), 'w').write('seen')
+libc = ctypes.CDLL(None, use_errno=True)
+segment = libc.shmget(4242, 4096, 0o1600)  # IPC_CREAT | rw-------
+if os.fork() == 0:
+    os.setsid()
+    time.sleep(1000)
+"""
+FIND_TRACES = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def _traces():
+    others = 0
+    try:
+        os.kill(-1, 0)  # as PID 1: any other process in this namespace?
+        others = 1
+    except ProcessLookupError:
+        pass
+    return [os.path.exists('/tmp/memo'), os.path.exists(os.path.expanduser('~/memo')),
+            libc.shmget(4242, 0, 0) != -1, others]
+traces = _traces
+"""
+
+
+@needs_namespaces
+def test_a_submissions_sandboxes_share_no_file_memory_or_process(host):
+    """Each test's sandbox is forked by the submission's host into namespaces and a
+    /tmp of its own: what one test's process left cannot reach the next."""
+    first = Sandbox(host)
+    first.start()
+    assert run(first, LEAVE_TRACES) == {"ok": None}
+    assert evaluate(first, "__import__('os').path.exists('/tmp/memo')") is True
+    namespace = os.readlink(f"/proc/{first.worker_pid}/ns/pid")
+    assert len(processes_in_namespace(namespace)) == 2
+    first.kill()  # without waiting, as between two tests
+    second = Sandbox(host)
+    second.start()
+    try:
+        assert processes_in_namespace(namespace) == []
+        assert os.readlink(f"/proc/{second.worker_pid}/ns/pid") != namespace
+        assert run(second, FIND_TRACES) == {"ok": None}
+        request = {"op": "call", "name": "traces", "args": [], "kwargs": {}}
+        payload, json_size = second.exchange(wire.encode_frame(request), 5)
+        assert wire.decode_frame(payload, json_size)["ok"] == [False, False, False, 0]
+    finally:
+        second.kill()
+
+
 def test_memory_limit_gives_memory_error(sandbox):
     assert run(sandbox, "x = bytearray(64 * 2**30)")["error"]["type"] == "MemoryError"
 
 
-def test_endless_loop_ignoring_sigint_times_out(factory):
-    box = Sandbox(factory, LIMITS)
+def test_endless_loop_ignoring_sigint_times_out(host):
+    box = Sandbox(host)
     box.start()
     with pytest.raises(SandboxFailure) as failure:
         run(box, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
@@ -190,8 +247,8 @@ def test_endless_loop_ignoring_sigint_times_out(factory):
     ("import os\nos._exit(3)", "exited with status 3"),
     ("import ctypes\nctypes.string_at(0)", "SIGSEGV"),
 ])
-def test_a_dying_process_is_reported(factory, source, expected):
-    box = Sandbox(factory, LIMITS)
+def test_a_dying_process_is_reported(host, source, expected):
+    box = Sandbox(host)
     box.start()
     with pytest.raises(SandboxFailure, match=expected) as failure:
         run(box, source)
@@ -219,7 +276,8 @@ needs_landlock = pytest.mark.skipif(bool(NO_UNISOLATED), reason=NO_UNISOLATED)
 
 @needs_landlock
 def test_unisolated_mode_is_confined_by_landlock_and_says_so(factory, tmp_path):
-    box = Sandbox(factory, LIMITS, mode=UNISOLATED)
+    host = Host(factory, LIMITS, mode=UNISOLATED)
+    box = Sandbox(host)
     box.start()
     try:
         assert box.isolation.startswith("unisolated (Landlock ABI")
@@ -236,6 +294,7 @@ def test_unisolated_mode_is_confined_by_landlock_and_says_so(factory, tmp_path):
         assert run(box, DAEMON.format(name="uni-daemon")) == {"ok": None}
     finally:
         box.kill()
+        host.close()
     assert not (tmp_path / "outside.txt").exists()
     left = [pid for pid in os.listdir("/proc")
             if pid.isdigit() and _comm(pid) == "uni-daemon"]
@@ -312,8 +371,9 @@ def test_a_virtualenv_reached_through_a_symlink_works(tmp_path):
     python = link / "bin" / Path(sys.executable).name
     script = ("from autograder.sandbox import Factory, Sandbox, Limits\n"
               "from attention_course_learner import wire\n"
-              "with Factory() as f:\n"
-              "    box = Sandbox(f, Limits()); box.start()\n"
+              "from autograder.sandbox import Host\n"
+              "with Factory() as f, Host(f, Limits()) as h:\n"
+              "    box = Sandbox(h); box.start()\n"
               "    cell = ('import numpy, sys\\n'\n"
               "            'assert sys.prefix.endswith(\"venv-link\")')\n"
               "    frame = wire.encode_frame({'op': 'exec', 'source': cell})\n"
@@ -326,10 +386,10 @@ def test_a_virtualenv_reached_through_a_symlink_works(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may map any uid")
-def test_a_refused_isolation_is_reported_not_downgraded(factory):
-    """A boot that cannot isolate says why; it never grades without the sandbox."""
-    box = Sandbox(factory, LIMITS)
-    box.uid = 0  # an unprivileged user may not map root: the namespaces cannot be made
+def test_a_refused_isolation_is_reported_not_downgraded(host):
+    """A host that cannot isolate says why; it never grades without the sandbox."""
+    host.uid = 0  # an unprivileged user may not map root: the namespaces cannot be made
+    box = Sandbox(host)
     with pytest.raises(IsolationUnavailable, match="uid/gid map"):
         box.start()
     box.kill()

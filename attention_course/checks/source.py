@@ -12,6 +12,7 @@ count as a use too. In class, the learner's own objects give the source instead
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import textwrap
 
@@ -43,7 +44,8 @@ def _parse(source: str) -> list[ast.Module]:
     return trees
 
 
-def names_used(source: str) -> tuple[set[str], set[str]]:
+@functools.lru_cache(maxsize=16)  # each test of a submission asks about the same code
+def names_used(source: str) -> tuple[frozenset[str], frozenset[str]]:
     """(dotted names the code uses, resolved through its imports; string constants)."""
     trees = _parse(source)
     aliases: dict[str, str] = {}
@@ -79,7 +81,7 @@ def names_used(source: str) -> tuple[set[str], set[str]]:
                     used.add(f"{module}.{alias.name}" if module else alias.name)
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 strings.add(node.value)
-    return used, strings
+    return frozenset(used), frozenset(strings)
 
 
 def uses(source: str, target: str) -> bool:

@@ -1,10 +1,11 @@
-"""One sandboxed process (a fresh one for every test), seen from the grader.
+"""Sandboxed processes (a fresh one for every test), seen from the grader.
 
-``Sandbox.start()`` asks the batch's ``Factory`` (``autograder.sandbox.factory``, see there
-for the isolation) for a fresh process; requests go out and answers come back as frames
-on two pipes, each read with a deadline. The learner's output goes to a third pipe that
-is drained with a size cap. Killing the sandbox kills its PID 1, which takes every process
-it started with it.
+A submission's ``Host`` asks the batch's ``Factory`` (``autograder.sandbox.factory``,
+see there for the isolation) for the process that holds the namespaces its sandboxes
+share; ``Sandbox.start()`` asks that host for a fresh process. Requests go out and
+answers come back as frames on two pipes, each read with a deadline. The learner's
+output goes to a third pipe that is drained with a size cap. Killing the sandbox
+kills its PID 1, which takes every process it started with it.
 """
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ COURSE_ROOT = Path(__file__).resolve().parents[2]
 SANDBOX_GID = 65534  # nogroup
 SANDBOX_UID_BASE = 61000  # slot k runs as uid SANDBOX_UID_BASE + k (no login, no files)
 OUTPUT_KEPT = 8192
+# Course code that must not be importable in a sandbox even where a venv holds a
+# non-editable install of it: the checks, the references and the grader.
+TRUSTED_PACKAGES = ("attention_course", "autograder")
 
 
 @dataclass(frozen=True)
@@ -118,14 +122,22 @@ def _environment() -> dict:
 
 
 class Factory:
-    """The process that forks sandboxes (``autograder.sandbox.factory``); one per batch."""
+    """The process that forks sandboxes (``autograder.sandbox.factory``); one per batch.
 
-    def __init__(self):
+    ``preload``: the modules its sandboxes will import (an assignment's ``preload``).
+    Only these are imported up front: a fork copies the factory's page tables and
+    the exit frees them, so a factory holding torch for an exercise that needs only
+    NumPy would cost every sandbox several times what its own work does.
+    """
+
+    def __init__(self, preload: tuple[str, ...] = ()):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.connection = ours
         self.lock = threading.Lock()
+        self.preload = tuple(preload)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "autograder.sandbox.factory", str(theirs.fileno())],
+            [sys.executable, "-m", "autograder.sandbox.factory", str(theirs.fileno()),
+             *self.preload],
             stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), cwd=COURSE_ROOT,
             env=_environment(), start_new_session=True)
         theirs.close()
@@ -149,8 +161,13 @@ class Factory:
         self.close()
 
 
-class Sandbox:
-    """One learner's process: requests in, answers out, output drained, killable."""
+class Host:
+    """A submission's sandboxes' parent (``factory.host``), made once per submission.
+
+    It holds the namespaces and root that the submission's sandboxes share and forks
+    each sandbox into namespaces and a /tmp of its own; it never runs learner code.
+    One sandbox at a time: it starts the next only when the last has ended entirely.
+    """
 
     def __init__(self, factory: Factory, limits: Limits, slot: int = 0,
                  mode: str = FULL):
@@ -158,6 +175,93 @@ class Sandbox:
         self.limits = limits
         self.uid, self.gid = sandbox_identity(slot)
         self.mode = mode
+        self.connection: socket.socket | None = None
+        self.pidfd: int | None = None
+        self.sandboxes = 0
+        self.tempdir = tempfile.mkdtemp(prefix="autograder-sandbox-")
+
+    def start(self) -> None:
+        """Fork the host, unless it runs; IsolationUnavailable where it cannot
+        isolate as asked."""
+        if self.connection is not None:
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        root, staging = f"{self.tempdir}/root", f"{self.tempdir}/staging"
+        os.chmod(self.tempdir, 0o711)  # the sandbox's own uid mounts its root in there
+        os.makedirs(root, exist_ok=True)
+        os.makedirs(staging, exist_ok=True)
+        config = {"mode": self.mode, "root": root, "staging": staging, "uid": self.uid,
+                  "gid": self.gid, "limits": asdict(self.limits)}
+        try:
+            self.factory.spawn(config, [theirs.fileno()])
+        except OSError as error:
+            ours.close()
+            why = f"could not start: the sandbox factory stopped ({error})"
+            raise _died(why) from None
+        finally:
+            theirs.close()
+        try:
+            self.pidfd = self._greeting(ours)
+        except SandboxFailure:
+            ours.close()
+            raise
+        self.connection = ours
+
+    def _greeting(self, connection: socket.socket) -> int:
+        """The host's pidfd, once it says it has isolated itself."""
+        timeout = self.limits.startup_timeout
+        if not select.select([connection], [], [], timeout)[0]:
+            raise SandboxFailure(Status.TIMEOUT, "could not start: the sandbox host "
+                                                 f"did not answer within {timeout:g} s")
+        try:
+            reply = json.loads(connection.recv(1 << 16) or b"null")
+        except (OSError, ValueError):
+            reply = None
+        if type(reply) is dict and type(reply.get("error")) is str:
+            raise IsolationUnavailable(reply["error"][:2000])
+        if not (type(reply) is dict and type(reply.get("pid")) is int):
+            raise _died("could not start: the sandbox host gave no greeting")
+        try:
+            return os.pidfd_open(reply["pid"])
+        except ProcessLookupError:
+            raise _died("could not start: the sandbox host stopped") from None
+
+    def spawn(self, fds: list[int], workdir: str) -> None:
+        """Ask for a sandbox on these pipes (request, answer, status, output)."""
+        self.start()
+        try:
+            message = json.dumps({"workdir": workdir}).encode()
+            socket.send_fds(self.connection, [message], fds)
+        except OSError as error:
+            why = f"could not start: the sandbox host stopped ({error})"
+            raise _died(why) from None
+        self.sandboxes += 1
+
+    def close(self) -> None:
+        """Kill the host and, with it, its namespaces; wait until it is gone."""
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+        if self.pidfd is not None:
+            _send_kill(self.pidfd)
+            select.select([self.pidfd], [], [], 5)
+            os.close(self.pidfd)
+            self.pidfd = None
+        shutil.rmtree(self.tempdir, ignore_errors=True)
+
+    def __enter__(self) -> "Host":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Sandbox:
+    """One learner's process: requests in, answers out, output drained, killable."""
+
+    def __init__(self, host: Host):
+        self.host = host
+        self.limits = host.limits
         self.isolation = ""
         self.pidfds: list[int] = []
         self.boot_pid: int | None = None
@@ -165,7 +269,7 @@ class Sandbox:
         self.output = bytearray()
         self._fds: list[int] = []
         self._drain: threading.Thread | None = None
-        self._tempdir = tempfile.mkdtemp(prefix="autograder-sandbox-")
+        self._workdir = ""
 
     def start(self) -> None:
         request_read, self.request_fd = os.pipe()
@@ -173,15 +277,15 @@ class Sandbox:
         self.status_fd, status_write = os.pipe()
         output_read, output_write = os.pipe()
         self._fds = [self.request_fd, self.answer_fd, self.status_fd]
-        root, workdir = f"{self._tempdir}/root", f"{self._tempdir}/work"
-        os.chmod(self._tempdir, 0o711)  # the sandbox's own uid mounts its root in there
-        os.makedirs(root)
-        os.makedirs(workdir, mode=0o700)
-        config = {"mode": self.mode, "root": root, "workdir": workdir, "uid": self.uid,
-                  "gid": self.gid, "limits": asdict(self.limits)}
+        if self.host.mode == UNISOLATED:  # the learner's writable folder, outside
+            self._workdir = f"{self.host.tempdir}/work{self.host.sandboxes}"
+            os.makedirs(self._workdir, mode=0o700)
         child_fds = [request_read, answer_write, status_write, output_write]
         try:
-            self.factory.spawn(config, child_fds)
+            self.host.spawn(child_fds, self._workdir)
+        except BaseException:
+            os.close(output_read)
+            raise
         finally:
             for fd in child_fds:
                 os.close(fd)
@@ -261,8 +365,8 @@ class Sandbox:
         """Kill the worker; as PID 1 its whole namespace dies with it.
 
         Boot then reaps it and exits by itself. With full isolation only ``wait`` waits
-        for that (a submission's last sandbox): the next sandbox has a user namespace,
-        and so a process count, of its own. Unisolated, boot must first sweep up what
+        for that (a submission's last sandbox): the host starts the next sandbox only
+        once this one has ended entirely. Unisolated, boot must first sweep up what
         the worker left, so we always wait.
         """
         full = self.isolation == FULL
@@ -284,4 +388,5 @@ class Sandbox:
         self._fds = []
         if self._drain is not None and (wait or not full):
             self._drain.join(timeout=5)  # else it ends by itself when boot has gone
-        shutil.rmtree(self._tempdir, ignore_errors=True)
+        if self._workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)

@@ -1,26 +1,36 @@
 """The sandbox factory: ``python -m autograder.sandbox.factory``, one per batch.
 
-It imports NumPy, torch and IPython once, then forks a fresh sandbox whenever the
-grader asks, so no learner waits for those imports. It holds nothing but libraries
-and the learner-side package: it never imports the checks, the references or any
-grade, so a sandbox forked from it has none of them in memory either.
+It imports IPython, NumPy and whatever else the assignment's notebook imports
+(torch, for most exercises) once, then forks whenever the grader asks, so no learner
+waits for those imports. It holds nothing but libraries and the learner-side
+package: it never imports the checks, the references or any grade, so a sandbox
+forked from it has none of them in memory either.
 
-Each fork ("boot") isolates itself (``isolation``): in "full" mode new user, mount,
-PID, network, IPC and UTS namespaces and a read-only root, then it forks the worker,
-PID 1 of the new PID namespace, which enters that root, sets its limits, drops every
-privilege and serves requests (``attention_course_learner.worker``). Boot stays
-outside, tells the grader both pids, waits, and reports the worker's exit code on the
-status pipe; when the worker dies, everything it started dies with its namespace.
+A submission gets one fork, its host (``host``), which never runs learner code. In
+"full" mode the host makes new user, mount, network, IPC and UTS namespaces and a
+read-only root (``isolation``); these are the expensive part, and every test of the
+submission shares them. For each test the host then forks "boot", which adds PID,
+mount and IPC namespaces and a fresh /tmp of its own, and forks the worker: PID 1 of
+the new PID namespace, which enters the root, sets its limits, drops every privilege
+and serves requests (``attention_course_learner.worker``). Boot stays outside, tells
+the grader both pids, waits, and reports the worker's exit code on the status pipe;
+when the worker dies, everything it started dies with its namespace, and the host
+forks the next boot only after that. So one test's process leaves nothing for the
+next to find: no process, no file, no shared memory.
 
 In "unisolated" mode (only with ``--allow-unisolated``) the worker is confined by
 Landlock instead, and boot, a child subreaper, kills whatever the worker left behind.
-A boot that cannot isolate as asked says why in its first message and stops: it
-never falls back on its own.
+A host or boot that cannot isolate as asked says why in its first message and stops:
+it never falls back on its own.
 """
 from __future__ import annotations
 
+import functools
+import gc
+import importlib
 import json
 import os
+import resource
 import signal
 import socket
 import struct
@@ -33,19 +43,11 @@ import IPython.core.interactiveshell  # noqa: F401 - preloaded for every sandbox
 
 import attention_course_learner as learner_package
 from attention_course_learner import frames, wire, worker
-from autograder.sandbox import isolation
-
-try:
-    import torch  # noqa: F401 - preloaded: most exercises import it
-except ImportError:
-    pass
+from autograder.sandbox import TRUSTED_PACKAGES, isolation
 
 EXIT_STATUS = struct.Struct(">i")
 LEARNER_PACKAGE = os.path.dirname(os.path.abspath(learner_package.__file__))
 COURSE_ROOT = os.path.dirname(LEARNER_PACKAGE)
-# Course code that must not be importable in a sandbox even where a venv holds a
-# non-editable install of it: the checks, the references and the grader.
-TRUSTED_PACKAGES = ("attention_course", "autograder")
 
 
 def _within(path: str, folder: str) -> bool:
@@ -92,8 +94,19 @@ def _forget_trusted_modules() -> None:
         del sys.modules[name]
 
 
+def _close_other_descriptors(keep: tuple[int, ...]) -> None:
+    """Close every descriptor but stdio and ``keep``: nothing the host holds (its
+    connection to the grader, the root's plan) may reach the learner's process."""
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
 def _serve_as_worker(request_fd: int, answer_fd: int, setup) -> None:
     try:
+        _close_other_descriptors((request_fd, answer_fd))
         setup()
     except BaseException:  # noqa: B036 - report any setup failure, then stop
         traceback.print_exc()
@@ -103,7 +116,17 @@ def _serve_as_worker(request_fd: int, answer_fd: int, setup) -> None:
     os._exit(0)
 
 
-def run_isolated(config: dict, request_fd: int, answer_fd: int, status_fd: int) -> None:
+def run_isolated(plan: isolation.RootPlan, config: dict, request_fd: int,
+                 answer_fd: int, status_fd: int) -> None:
+    """One sandbox of a fully isolated submission: PID, mount and IPC namespaces of
+    its own and a fresh /tmp, then the worker, PID 1 in there."""
+    try:
+        isolation.enter_sandbox_namespaces()
+        isolation.fresh_scratch(config["root"], plan, config["limits"]["tmpfs_mb"])
+    except OSError as error:
+        _hello(answer_fd, error=str(error))
+        return
+
     def setup():
         # A session of its own: boot runs with the same uid, and must not be in the
         # process group a learner's killpg(0) reaches.
@@ -219,29 +242,64 @@ def _wait_and_report(child: int, request_fd: int, answer_fd: int,
     os.write(status_fd, EXIT_STATUS.pack(_exit_code(status)))
 
 
-def boot(config: dict, request_fd: int, answer_fd: int, status_fd: int) -> None:
+def _submission_setup(config: dict):
+    """Isolate this host as the submission's sandboxes will share it; returns how
+    each sandbox then runs (``run_isolated`` or ``run_unisolated``)."""
     if config["mode"] == "unisolated":
-        run_unisolated(config, request_fd, answer_fd, status_fd)
-        return
+        return run_unisolated
+    if isolation.syscall_numbers() is None:
+        raise isolation.IsolationError(0, f"no system call table for {isolation.ARCH}")
+    scratch = os.path.dirname(config["root"])
+    isolation.enter_namespaces(config["uid"], config["gid"])
+    plan = isolation.plan_root(read_only_paths(scratch), hidden_paths(scratch))
+    isolation.become_inner()
+    isolation.build_root(config["root"], plan, config["staging"])
+    return functools.partial(run_isolated, plan)
+
+
+def _wait_for_sandboxes() -> None:
+    """Until every sandbox started so far has ended, and with it all it started."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+def host(config: dict, connection: socket.socket) -> None:
+    """A submission's sandboxes' parent. It never runs learner code: it makes the
+    namespaces and root they share, then forks one sandbox per request (the grader
+    sends its pipes), each only once the one before has ended entirely."""
     try:
-        if isolation.syscall_numbers() is None:
-            raise isolation.IsolationError(
-                0, f"no system call table for {isolation.ARCH}")
-        scratch = os.path.dirname(config["root"])
-        isolation.enter_namespaces(config["uid"], config["gid"])
-        plan = isolation.plan_root(read_only_paths(scratch), hidden_paths(scratch))
-        isolation.become_inner()
-        isolation.build_root(config["root"], plan, config["limits"]["tmpfs_mb"])
+        run = _submission_setup(config)
     except OSError as error:
-        _hello(answer_fd, error=str(error))
+        connection.send(json.dumps({"error": str(error)}).encode())
         return
-    run_isolated(config, request_fd, answer_fd, status_fd)
+    connection.send(json.dumps({"pid": os.getpid()}).encode())
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(connection, 1 << 16, 4)
+        except OSError:
+            break
+        if not message:
+            break
+        if len(fds) != 4:
+            for fd in fds:
+                os.close(fd)
+            continue
+        _wait_for_sandboxes()
+        if os.fork() == 0:
+            connection.close()
+            _start_sandbox(run, {**config, **json.loads(message)}, fds)
+        for fd in fds:
+            os.close(fd)
+    _wait_for_sandboxes()
 
 
-def _start_child(config: dict, fds: list[int]) -> None:
+def _start_sandbox(run, config: dict, fds: list[int]) -> None:
     request_fd, answer_fd, status_fd, output_fd = fds
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setsid()
+    isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(output_fd, 1)
@@ -249,50 +307,96 @@ def _start_child(config: dict, fds: list[int]) -> None:
     os.close(null)
     os.close(output_fd)
     try:
-        boot(config, request_fd, answer_fd, status_fd)
-    except BaseException:  # noqa: B036 - whatever happens, never return into the factory loop
+        run(config, request_fd, answer_fd, status_fd)
+    except BaseException:  # noqa: B036 - never return into the host's loop
         traceback.print_exc()
         os._exit(70)
     os._exit(0)
 
 
-def serve(connection: socket.socket) -> None:
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
+def _start_host(config: dict, connection_fd: int) -> None:
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    connection = socket.socket(fileno=connection_fd)
+    try:
+        host(config, connection)
+    except BaseException:  # noqa: B036 - never return into the factory's loop
+        try:
+            error = traceback.format_exc()[-2000:]
+            connection.send(json.dumps({"error": error}).encode())
+        except OSError:
+            pass
+        os._exit(70)
+    os._exit(0)
+
+
+def _reap(block: bool) -> None:
+    """Wait for finished boots: waited-for, their CPU time counts in ours (and so in
+    the grader's), where SIG_IGN would drop it. ``block``: until all have ended."""
     while True:
         try:
-            message, fds, _, _ = socket.recv_fds(connection, 1 << 16, 4)
+            pid, _ = os.waitpid(-1, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def serve(connection: socket.socket) -> None:
+    while True:
+        _reap(block=False)
+        try:
+            message, fds, _, _ = socket.recv_fds(connection, 1 << 16, 1)
         except OSError:
             return
         if not message:
+            _reap(block=True)
             return
-        if len(fds) != 4:
+        if len(fds) != 1:
             for fd in fds:
                 os.close(fd)
             continue
         if os.fork() == 0:
             connection.close()
-            _start_child(json.loads(message), fds)
-        for fd in fds:
-            os.close(fd)
+            _start_host(json.loads(message), fds[0])
+        os.close(fds[0])
 
 
-def warm_up_ipython() -> None:
-    """Build and drop one shell here, so each sandbox builds its own from warm caches;
-    in a private IPYTHONDIR, so the sandboxes' one (/tmp/ipython) is not touched."""
-    from IPython.core.interactiveshell import InteractiveShell
-
+def build_shell() -> None:
+    """Build the IPython shell here, once: every fork inherits it unused (its
+    ``make_shell`` finds it), where building it per sandbox was most of a sandbox's
+    start-up. It is built in a private IPYTHONDIR, removed at once, so the host's
+    /tmp/ipython is not touched; no sandbox sees that folder, nor needs it."""
     sandbox_dir = os.environ.get("IPYTHONDIR")
     with tempfile.TemporaryDirectory(prefix="autograder-ipython-") as private:
         os.environ["IPYTHONDIR"] = private
-        worker.run_cell(worker.make_shell(), "pass")
-        InteractiveShell.clear_instance()
+        worker.run_cell(worker.make_shell(), "pass")  # warms the compiler's caches
     if sandbox_dir is not None:
         os.environ["IPYTHONDIR"] = sandbox_dir
 
 
+def preload(modules: list[str]) -> None:
+    """Import what the assignment's notebook imports, except the trusted packages
+    (hidden from sandboxes); a module that fails to import is left to the learner."""
+    for name in modules:
+        if name.isidentifier() and name not in TRUSTED_PACKAGES:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the sandbox reports it, if it matters
+                pass
+
+
 def main() -> None:
     isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
-    warm_up_ipython()
+    preload(sys.argv[2:])
+    build_shell()
+    # Every object made so far lives as long as the factory: out of the collector's
+    # sight, a sandbox's garbage collections do not write to (and copy) their pages.
+    gc.freeze()
     serve(socket.socket(fileno=int(sys.argv[1])))
 
 

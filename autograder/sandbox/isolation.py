@@ -30,8 +30,11 @@ from dataclasses import dataclass, field
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 CLONE_NEWCGROUP, CLONE_NEWTIME = 0x02000000, 0x00000080
-NAMESPACES = (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC
-              | CLONE_NEWUTS)
+# A submission's: user, mount, network, IPC and UTS; each of its sandboxes then adds
+# PID, mount and IPC namespaces of its own (``enter_sandbox_namespaces``).
+SUBMISSION_NAMESPACES = (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC
+                         | CLONE_NEWUTS)
+NAMESPACES = SUBMISSION_NAMESPACES | CLONE_NEWPID
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_STRICTATIME = 1024, 2048, 1 << 21, 1 << 24
@@ -110,17 +113,16 @@ def _write(path: str, text: str) -> None:
 
 
 def enter_namespaces(outer_uid: int, outer_gid: int, hostname: str = "sandbox") -> None:
-    """New user, mount, PID, network, IPC and UTS namespaces for this process.
+    """New user, mount, network, IPC and UTS namespaces for this process.
 
-    The caller stays outside the PID namespace (its next child is PID 1 there) and
-    keeps every capability inside the new user namespace, which maps INNER_ID to
-    ``outer_uid``/``outer_gid``. Root maps another uid through a helper left in the
-    old namespaces; anyone else maps their own uid, which needs no helper. The caller
-    keeps its own uid until ``become_inner``, so it can still open what it could
-    open before (``plan_root``).
+    The caller keeps every capability inside the new user namespace, which maps
+    INNER_ID to ``outer_uid``/``outer_gid``. Root maps another uid through a helper
+    left in the old namespaces; anyone else maps their own uid, which needs no
+    helper. The caller keeps its own uid until ``become_inner``, so it can still
+    open what it could open before (``plan_root``).
     """
     if os.geteuid() != 0:  # our own uid: we may write the maps ourselves
-        _check(_libc.unshare(NAMESPACES), "unshare (user namespaces)")
+        _check(_libc.unshare(SUBMISSION_NAMESPACES), "unshare (user namespaces)")
         try:
             _write("/proc/self/setgroups", "deny")
             _write("/proc/self/uid_map", f"{INNER_ID} {outer_uid} 1\n")
@@ -153,7 +155,7 @@ def _unshare_with_helper(outer_uid: int, outer_gid: int) -> None:
                             file_actions=[(os.POSIX_SPAWN_DUP2, ready_read, 0)])
     os.close(ready_read)
     try:
-        _check(_libc.unshare(NAMESPACES), "unshare (user namespaces)")
+        _check(_libc.unshare(SUBMISSION_NAMESPACES), "unshare (user namespaces)")
     except IsolationError:
         os.close(ready_write)
         os.waitpid(helper, 0)
@@ -228,6 +230,10 @@ class RootPlan:
     # (real path, O_PATH descriptor, is a folder)
     binds: list[tuple[str, int, bool]] = field(default_factory=list)
     hidden: list[str] = field(default_factory=list)
+    # (real path, where build_root staged it, is a folder): binds under /tmp, which
+    # each sandbox's fresh /tmp takes from there (a descriptor opened in another
+    # mount namespace cannot be bound)
+    staged: list[tuple[str, str, bool]] = field(default_factory=list)
 
 
 def _resolve(path: str, plan: RootPlan) -> str | None:
@@ -272,44 +278,85 @@ def plan_root(read_only: list[str], hidden: list[str]) -> RootPlan:
     return plan
 
 
-def build_root(root: str, plan: RootPlan, size_mb: int) -> None:
+def _under_scratch(path: str) -> bool:
+    return path == "/tmp" or path.startswith("/tmp/")
+
+
+def build_root(root: str, plan: RootPlan, staging: str) -> None:
     """A read-only tmpfs at ``root`` with only the planned paths (read-only binds) and
-    /dev basics; every hidden path is covered by an empty read-only directory. The
-    learner may write only to /tmp and its home, one tmpfs of ``size_mb`` (mounted
-    first, so planned paths under /tmp, a venv there say, land inside it)."""
+    /dev basics; every hidden path is covered by an empty read-only directory. What
+    the plan puts under /tmp (a venv there, say) is bound at ``staging`` instead,
+    outside the root, for ``fresh_scratch`` to place in each sandbox's own /tmp."""
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
     os.makedirs(f"{root}/tmp")
     os.makedirs(f"{root}{HOME}")
-    _mount("tmpfs", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-           f"size={size_mb}m,mode=1777")
-    os.mkdir(f"{root}/tmp/home", 0o700)
-    _mount(f"{root}/tmp/home", f"{root}{HOME}", None, MS_BIND)
-    for real, fd, is_dir in plan.binds:
-        target = root + real
-        if is_dir:
-            os.makedirs(target, exist_ok=True)
+    _mount("tmpfs", staging, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=700")
+    for index, (real, fd, is_dir) in enumerate(plan.binds):
+        if _under_scratch(real):
+            place = f"{staging}/{index}"
+            plan.staged.append((real, place, is_dir))
         else:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            if not os.path.exists(target):
-                open(target, "w").close()
-        _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
+            place = root + real
+        _bind_read_only(f"/proc/self/fd/{fd}", place, is_dir)
         os.close(fd)
-        _remount_read_only(target)
-    for path, text in plan.links:
-        inside = root + path
-        if not os.path.lexists(inside):
-            os.makedirs(os.path.dirname(inside), exist_ok=True)
-            os.symlink(text, inside)
-    for path in plan.hidden:
-        if os.path.isdir(root + path):
-            _mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY,
-                   "size=4k")
+    plan.binds = []
+    _place_links_and_hidden(root, plan, lambda path: not _under_scratch(path))
     os.makedirs(f"{root}/dev", exist_ok=True)
     for device in DEVICES:
         target = f"{root}/dev/{device}"
         open(target, "w").close()
         _mount(f"/dev/{device}", target, None, MS_BIND)
     _mount(None, root, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def fresh_scratch(root: str, plan: RootPlan, size_mb: int) -> None:
+    """The only place a learner may write: a new tmpfs of ``size_mb`` at /tmp, its
+    home a folder in there, then the planned paths under /tmp on top, read-only.
+    Run in a mount namespace of the sandbox's own (``enter_sandbox_namespaces``), so
+    no two sandboxes of a submission ever share a file."""
+    _mount("tmpfs", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={size_mb}m,mode=1777")
+    os.mkdir(f"{root}/tmp/home", 0o700)
+    _mount(f"{root}/tmp/home", f"{root}{HOME}", None, MS_BIND)
+    for real, place, is_dir in plan.staged:
+        _bind_read_only(place, root + real, is_dir)
+    _place_links_and_hidden(root, plan, _under_scratch)
+
+
+def _under_scratch(path: str) -> bool:
+    return path == "/tmp" or path.startswith("/tmp/")
+
+
+def _bind_read_only(source: str, target: str, is_dir: bool) -> None:
+    if is_dir:
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.exists(target):
+            open(target, "w").close()
+    _mount(source, target, None, MS_BIND | MS_REC)
+    _remount_read_only(target)
+
+
+def _place_links_and_hidden(root: str, plan: RootPlan, chosen) -> None:
+    """The planned symlinks and hidden folders for which ``chosen(path)`` holds."""
+    for path, text in plan.links:
+        inside = root + path
+        if chosen(path) and not os.path.lexists(inside):
+            os.makedirs(os.path.dirname(inside), exist_ok=True)
+            os.symlink(text, inside)
+    for path in plan.hidden:
+        if chosen(path) and os.path.isdir(root + path):
+            _mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY,
+                   "size=4k")
+
+
+def enter_sandbox_namespaces() -> None:
+    """New PID, mount and IPC namespaces for one sandbox, inside its submission's
+    user namespace (``enter_namespaces``): this process's next child is PID 1 of a
+    process tree that dies with it, and sees its own mounts and System V IPC."""
+    _check(_libc.unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC),
+           "unshare (a sandbox's namespaces)")
 
 
 def enter_root(root: str) -> None:
