@@ -14,6 +14,7 @@ torch tensors rebuilt by the checking side, or references to objects that stay p
 """
 from __future__ import annotations
 
+import functools
 import random
 import sys
 import traceback
@@ -209,7 +210,8 @@ def safe_str(error: BaseException) -> str:
     return text[:MAX_ERROR_TEXT]
 
 
-def _library_dirs() -> tuple[str, ...]:
+@functools.lru_cache(maxsize=1)
+def library_dirs() -> tuple[str, ...]:
     """Folders whose frames are not the learner's: Python's own, installed packages, this one."""
     import os
     import sysconfig
@@ -237,7 +239,7 @@ def _cell_name(filename: str) -> str | None:
 def learner_traceback(error: BaseException, hidden_dirs: tuple[str, ...] = (), limit: int = 3) -> str:
     """The learner's own frames (at most ``limit``, innermost last), cells named by their first
     line; frames of Python, of installed libraries (torch…) and of the course are left out."""
-    hidden = tuple(hidden_dirs) + _library_dirs()
+    hidden = tuple(hidden_dirs) + library_dirs()
     frames = [frame for frame in traceback.extract_tb(error.__traceback__)
               if frame.filename != __file__ and not frame.filename.startswith(hidden)]
     lines = []

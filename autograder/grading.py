@@ -79,8 +79,13 @@ def not_graded(assignment: Assignment, student_id: str, status: Status,
 def before_grading_threads() -> None:
     """Import torch once, before any grading thread: the checks import it lazily
     (exercise 1 needs only NumPy), and a first import racing in two threads exposes a
-    half-made module. Not at import time: a rerun that grades nothing needs no torch."""
-    import torch  # noqa: F401
+    half-made module. Not at import time: a rerun that grades nothing needs no torch.
+
+    One intra-op thread: the references are tiny, and a pool's threads would spin
+    between them, burning more CPU than the checks themselves."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def prepare(assignment: Assignment,

@@ -42,7 +42,7 @@ import traceback
 import IPython.core.interactiveshell  # noqa: F401 - preloaded for every sandbox
 
 import attention_course_learner as learner_package
-from attention_course_learner import frames, wire, worker
+from attention_course_learner import frames, remote, wire, worker
 from autograder.sandbox import TRUSTED_PACKAGES, isolation
 
 EXIT_STATUS = struct.Struct(">i")
@@ -95,8 +95,9 @@ def _forget_trusted_modules() -> None:
 
 
 def _close_other_descriptors(keep: tuple[int, ...]) -> None:
-    """Close every descriptor but stdio and ``keep``: nothing the host holds (its
-    connection to the grader, the root's plan) may reach the learner's process."""
+    """Close every descriptor but stdio and ``keep``: nothing that boot or the host
+    holds (the status pipe, the host's connection to the grader) may reach the
+    learner's process."""
     low = 3
     for fd in sorted(keep):
         os.closerange(low, fd)
@@ -139,7 +140,6 @@ def run_isolated(plan: isolation.RootPlan, config: dict, request_fd: int,
 
     child = os.fork()
     if child == 0:
-        os.close(status_fd)
         _serve_as_worker(request_fd, answer_fd, setup)
     _hello(answer_fd, pid=child, boot=os.getpid(), isolation="full")
     _wait_and_report(child, request_fd, answer_fd, status_fd)
@@ -224,7 +224,6 @@ def run_unisolated(config: dict, request_fd: int, answer_fd: int,
 
     child = os.fork()
     if child == 0:
-        os.close(status_fd)
         _serve_as_worker(request_fd, answer_fd, setup)
     gaps = ", ".join(isolation.unisolated_gaps(abi))
     _hello(answer_fd, pid=child, boot=os.getpid(),
@@ -239,7 +238,10 @@ def _wait_and_report(child: int, request_fd: int, answer_fd: int,
     os.close(answer_fd)
     signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGKILL))
     _, status = os.waitpid(child, 0)
-    os.write(status_fd, EXIT_STATUS.pack(_exit_code(status)))
+    try:
+        os.write(status_fd, EXIT_STATUS.pack(_exit_code(status)))
+    except BrokenPipeError:
+        pass  # the grader killed the worker itself and wants no report
 
 
 def _submission_setup(config: dict):
@@ -366,6 +368,14 @@ def serve(connection: socket.socket) -> None:
         os.close(fds[0])
 
 
+def warm_up() -> None:
+    """Do here, once, what every sandbox would otherwise do for itself on its first
+    call: import NumPy's random module (seeding does, lazily) and find the library
+    folders a traceback leaves out."""
+    remote.seed_everything()
+    remote.library_dirs()
+
+
 def build_shell() -> None:
     """Build the IPython shell here, once: every fork inherits it unused (its
     ``make_shell`` finds it), where building it per sandbox was most of a sandbox's
@@ -394,6 +404,7 @@ def main() -> None:
     isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
     preload(sys.argv[2:])
     build_shell()
+    warm_up()
     # Every object made so far lives as long as the factory: out of the collector's
     # sight, a sandbox's garbage collections do not write to (and copy) their pages.
     gc.freeze()

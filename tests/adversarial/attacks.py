@@ -324,6 +324,30 @@ def scaled_dot_product_attention(Q, K, V, mask=None):
     return output, weights
 '''
 
+# The same memo kept in files, in /tmp and in the home folder: were those shared by a
+# submission's sandboxes, the sides of a property test would agree again.
+ATTENTION_IGNORING_MASK_FILE_MEMO = ATTENTION_IGNORING_MASK.replace("_seen = {}", """
+import json, os
+MEMO_FILES = ("/tmp/memo.json", os.path.expanduser("~/memo.json"))
+
+class _FileMemo(dict):
+    def setdefault(self, key, row):
+        memo = {}
+        for path in MEMO_FILES:
+            try:
+                with open(path) as stream:
+                    memo.update(json.load(stream))
+            except (OSError, ValueError):
+                pass
+        name = key[0].hex() + "|" + key[1].hex()
+        memo.setdefault(name, row.tolist())
+        for path in MEMO_FILES:
+            with open(path, "w") as stream:
+                json.dump(memo, stream)
+        return np.array(memo[name])
+
+_seen = _FileMemo()""")
+
 
 def opened_nothing(result, results, context):
     """A probe cell that reports what it could open found nothing."""
@@ -488,6 +512,9 @@ def softmax(x, axis=-1, temperature=1.0):
             f"MEMO = False\n{ATTENTION_IGNORING_MASK}"}),
     attack("ignores_mask_memo", no_more_than("ignores_mask"),
            {"scaled_dot_product_attention": "MEMO = True\n" + ATTENTION_IGNORING_MASK}),
+    attack("ignores_mask_file_memo", no_more_than("ignores_mask"),
+           {"scaled_dot_product_attention":
+            "MEMO = True\n" + ATTENTION_IGNORING_MASK_FILE_MEMO}),
     Attack("pasted_helper", pasted_helper_build, pasted_helper_expect),
     attack("uses_torch_softmax", flagged_for_review("torch.softmax"), {"softmax": '''
 import torch
