@@ -221,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in ASSIGNMENTS:
             (wall_full, cpu_full), (wall_small, cpu_small) = (
                 full["per_assignment"][name], small["per_assignment"][name])
-            margins.append(f"{name.split('_')[0]} {(cpu_full - cpu_small) / each:.2f} s "
-                           f"CPU ({(wall_full - wall_small) / each:.2f} s wall)")
+            cpu, wall = (cpu_full - cpu_small) / each, (wall_full - wall_small) / each
+            margins.append(f"{name.split('_')[0]} {cpu:.2f} s CPU ({wall:.2f} s wall)")
         print(f"marginal cost per submission, --jobs 1: {', '.join(margins)} "
               "(target for ex1 <= 0.5 s of one core)")
     if "jobs2" in figures and "dask2" in figures:
