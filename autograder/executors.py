@@ -106,7 +106,8 @@ class WorkerState:
 
     lock = threading.Lock()
     factories: dict[tuple[str, ...], Factory] = {}
-    preflight: dict[str, tuple[str | None, str]] = {}  # mode -> (isolation, reason)
+    # (preload, allow_unisolated) -> ((mode, isolation) or None, reason)
+    preflight: dict[tuple, tuple[tuple[str, str] | None, str]] = {}
 
 
 def _worker_factory(preload: tuple[str, ...]) -> Factory:
@@ -122,7 +123,7 @@ def _worker_preflight(factory: Factory, limits: Limits,
     """(mode, isolation, "") on success, or ("", "", reason)."""
     from autograder.batch import preflight  # late: batch imports this module
     with WorkerState.lock:
-        key = f"unisolated={allow_unisolated}"
+        key = (factory.preload, allow_unisolated)  # each factory is tried once
         if key not in WorkerState.preflight:
             if os.environ.get(REFUSE_ISOLATION_ENV):
                 WorkerState.preflight[key] = (None, f"{REFUSE_ISOLATION_ENV} is set")

@@ -180,8 +180,11 @@ def test_every_process_dies_with_the_sandbox(host):
 
 
 LEAVE_TRACES = """
-import ctypes, os, time
+import ctypes, os, socket, time
 open('/tmp/memo', 'w').write('seen')
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind('\\0memo')  # an abstract name: it lives in the network namespace
+listener.listen()
 open(os.path.expanduser('~/memo'), 'w').write('seen')
 libc = ctypes.CDLL(None, use_errno=True)
 segment = libc.shmget(4242, 4096, 0o1600)  # IPC_CREAT | rw-------
@@ -190,8 +193,14 @@ if os.fork() == 0:
     time.sleep(1000)
 """
 FIND_TRACES = """
-import ctypes, os
+import ctypes, os, socket
 libc = ctypes.CDLL(None, use_errno=True)
+def _reachable(name):
+    try:
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect(name)
+        return True
+    except OSError:
+        return False
 def _traces():
     others = 0
     try:
@@ -200,7 +209,7 @@ def _traces():
     except ProcessLookupError:
         pass
     return [os.path.exists('/tmp/memo'), os.path.exists(os.path.expanduser('~/memo')),
-            libc.shmget(4242, 0, 0) != -1, others]
+            libc.shmget(4242, 0, 0) != -1, _reachable('\\0memo'), others]
 traces = _traces
 """
 
@@ -208,7 +217,8 @@ traces = _traces
 @needs_namespaces
 def test_a_submissions_sandboxes_share_no_file_memory_or_process(host):
     """Each test's sandbox is forked by the submission's host into namespaces and a
-    /tmp of its own: what one test's process left cannot reach the next."""
+    /tmp of its own: what one test's process left (a file, a System V segment, a
+    listening abstract socket, a process) cannot reach the next."""
     first = Sandbox(host)
     first.start()
     assert run(first, LEAVE_TRACES) == {"ok": None}
@@ -224,9 +234,23 @@ def test_a_submissions_sandboxes_share_no_file_memory_or_process(host):
         assert run(second, FIND_TRACES) == {"ok": None}
         request = {"op": "call", "name": "traces", "args": [], "kwargs": {}}
         payload, json_size = second.exchange(wire.encode_frame(request), 5)
-        assert wire.decode_frame(payload, json_size)["ok"] == [False, False, False, 0]
+        found = wire.decode_frame(payload, json_size)["ok"]
+        assert found == [False, False, False, False, 0]
     finally:
         second.kill()
+
+
+@needs_namespaces
+def test_holds_no_descriptor_but_stdio_and_its_two_pipes(sandbox):
+    """A descriptor of the host's (an O_PATH handle on a folder outside the root, say)
+    would let the learner's process leave its chroot."""
+    run(sandbox, "import os\ndef _open():\n    found = []\n    for fd in range(256):\n"
+                 "        try:\n            os.fstat(fd)\n            found.append(fd)\n"
+                 "        except OSError:\n            pass\n    return found\nopen_fds = _open")
+    request = {"op": "call", "name": "open_fds", "args": [], "kwargs": {}}
+    payload, json_size = sandbox.exchange(wire.encode_frame(request), 5)
+    found = wire.decode_frame(payload, json_size)["ok"]
+    assert found[:3] == [0, 1, 2] and len(found) == 5, found
 
 
 def test_memory_limit_gives_memory_error(sandbox):

@@ -28,9 +28,9 @@ from __future__ import annotations
 import functools
 import gc
 import importlib
+import importlib.util
 import json
 import os
-import resource
 import signal
 import socket
 import struct
@@ -102,7 +102,7 @@ def _close_other_descriptors(keep: tuple[int, ...]) -> None:
     for fd in sorted(keep):
         os.closerange(low, fd)
         low = fd + 1
-    os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    os.closerange(low, 2**31 - 1)  # close_range(2): whatever the limit on open files
 
 
 def _serve_as_worker(request_fd: int, answer_fd: int, setup) -> None:
@@ -389,15 +389,31 @@ def build_shell() -> None:
         os.environ["IPYTHONDIR"] = sandbox_dir
 
 
+def _in_checkout(path: str) -> bool:
+    """In the course checkout, and not in a virtual environment kept there."""
+    real = os.path.realpath(path)
+    return (_within(real, os.path.realpath(COURSE_ROOT))
+            and not _within(real, os.path.realpath(sys.prefix)))
+
+
 def preload(modules: list[str]) -> None:
-    """Import what the assignment's notebook imports, except the trusted packages
-    (hidden from sandboxes); a module that fails to import is left to the learner."""
+    """Import what the assignment's notebook imports, if installed: not the trusted
+    packages, nor anything else of the course checkout (hidden from sandboxes, and
+    not to be imported outside one). A module that fails to import is left to the
+    learner."""
     for name in modules:
-        if name.isidentifier() and name not in TRUSTED_PACKAGES:
-            try:
+        if not name.isidentifier() or name in TRUSTED_PACKAGES:
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+            if spec is None:
+                continue
+            places = ([spec.origin] if spec.has_location
+                      else list(spec.submodule_search_locations or []))
+            if not any(_in_checkout(place) for place in places):
                 importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - the sandbox reports it, if it matters
-                pass
+        except Exception:  # noqa: BLE001 - the sandbox reports it, if it matters
+            pass
 
 
 def main() -> None:

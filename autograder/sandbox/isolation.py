@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 CLONE_NEWCGROUP, CLONE_NEWTIME = 0x02000000, 0x00000080
-# A submission's: user, mount, network, IPC and UTS; each of its sandboxes then adds
-# PID, mount and IPC namespaces of its own (``enter_sandbox_namespaces``).
-SUBMISSION_NAMESPACES = (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC
-                         | CLONE_NEWUTS)
-NAMESPACES = SUBMISSION_NAMESPACES | CLONE_NEWPID
+# A submission's: user, mount, IPC and UTS; each of its sandboxes then adds PID, mount,
+# IPC and network namespaces of its own (``enter_sandbox_namespaces``).
+SUBMISSION_NAMESPACES = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
+SANDBOX_NAMESPACES = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET
+NAMESPACES = SUBMISSION_NAMESPACES | SANDBOX_NAMESPACES
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_STRICTATIME = 1024, 2048, 1 << 21, 1 << 24
@@ -113,7 +113,7 @@ def _write(path: str, text: str) -> None:
 
 
 def enter_namespaces(outer_uid: int, outer_gid: int, hostname: str = "sandbox") -> None:
-    """New user, mount, network, IPC and UTS namespaces for this process.
+    """New user, mount, IPC and UTS namespaces for this process.
 
     The caller keeps every capability inside the new user namespace, which maps
     INNER_ID to ``outer_uid``/``outer_gid``. Root maps another uid through a helper
@@ -270,6 +270,8 @@ def plan_root(read_only: list[str], hidden: list[str]) -> RootPlan:
                                for b in bound):
             continue
         bound = [b for b in bound if not b.startswith(real.rstrip("/") + "/")] + [real]
+        for inner in [b for b in plan.binds if b[0] not in bound]:
+            os.close(inner[1])  # inside the new one: its descriptor must not linger
         plan.binds = [b for b in plan.binds if b[0] in bound]
         descriptor = os.open(real, os.O_PATH | os.O_CLOEXEC)
         plan.binds.append((real, descriptor, os.path.isdir(real)))
@@ -352,11 +354,11 @@ def _place_links_and_hidden(root: str, plan: RootPlan, chosen) -> None:
 
 
 def enter_sandbox_namespaces() -> None:
-    """New PID, mount and IPC namespaces for one sandbox, inside its submission's
-    user namespace (``enter_namespaces``): this process's next child is PID 1 of a
-    process tree that dies with it, and sees its own mounts and System V IPC."""
-    _check(_libc.unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC),
-           "unshare (a sandbox's namespaces)")
+    """New PID, mount, IPC and network namespaces for one sandbox, inside its
+    submission's user namespace (``enter_namespaces``): this process's next child is
+    PID 1 of a process tree that dies with it, and has mounts, System V IPC and
+    sockets (abstract Unix names included) of its own."""
+    _check(_libc.unshare(SANDBOX_NAMESPACES), "unshare (a sandbox's namespaces)")
 
 
 def enter_root(root: str) -> None:
