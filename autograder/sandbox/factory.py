@@ -7,16 +7,16 @@ package: it never imports the checks, the references or any grade, so a sandbox
 forked from it has none of them in memory either.
 
 A submission gets one fork, its host (``host``), which never runs learner code. In
-"full" mode the host makes new user, mount, network, IPC and UTS namespaces and a
-read-only root (``isolation``); these are the expensive part, and every test of the
-submission shares them. For each test the host then forks "boot", which adds PID,
-mount and IPC namespaces and a fresh /tmp of its own, and forks the worker: PID 1 of
+"full" mode the host makes new user, mount, IPC and UTS namespaces and a read-only
+root (``isolation``); these are the expensive part, and every test of the submission
+shares them. For each test the host then forks "boot", which adds PID, mount, IPC
+and network namespaces and a fresh /tmp of its own, and forks the worker: PID 1 of
 the new PID namespace, which enters the root, sets its limits, drops every privilege
 and serves requests (``attention_course_learner.worker``). Boot stays outside, tells
 the grader both pids, waits, and reports the worker's exit code on the status pipe;
 when the worker dies, everything it started dies with its namespace, and the host
 forks the next boot only after that. So one test's process leaves nothing for the
-next to find: no process, no file, no shared memory.
+next to find: no process, no file, no shared memory, no socket.
 
 In "unisolated" mode (only with ``--allow-unisolated``) the worker is confined by
 Landlock instead, and boot, a child subreaper, kills whatever the worker left behind.
