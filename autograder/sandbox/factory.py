@@ -119,8 +119,8 @@ def _serve_as_worker(request_fd: int, answer_fd: int, setup) -> None:
 
 def run_isolated(plan: isolation.RootPlan, config: dict, request_fd: int,
                  answer_fd: int, status_fd: int) -> None:
-    """One sandbox of a fully isolated submission: PID, mount and IPC namespaces of
-    its own and a fresh /tmp, then the worker, PID 1 in there."""
+    """One sandbox of a fully isolated submission: PID, mount, IPC and network
+    namespaces of its own and a fresh /tmp, then the worker, PID 1 in there."""
     try:
         isolation.enter_sandbox_namespaces()
         isolation.fresh_scratch(config["root"], plan, config["limits"]["tmpfs_mb"])
