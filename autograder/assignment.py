@@ -13,8 +13,6 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.sandbox import TRUSTED_PACKAGES
-
 COURSE_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIR = "solutions"
 RELEASE_DIR = "exercises"
@@ -41,7 +39,8 @@ class Assignment:
     test_sources: frozenset[str]  # normalised released and source test cells
     solution_ids: frozenset[str]  # grade ids of the cells the learner fills in
     # top-level modules the released notebook imports: the sandbox factory preloads
-    # them, so every sandbox forks from a process no larger than the assignment needs
+    # those it may (``factory.preload``), so every sandbox forks from a process no
+    # larger than the assignment needs
     preload: tuple[str, ...] = ()
 
     @property
@@ -117,8 +116,7 @@ def load_assignment(name: str, course_root: Path = COURSE_ROOT) -> Assignment:
                     if is_test_cell(cell)} | {normalised(t.source) for t in tests}
     preload = [module for cell in released.cells
                if cell.cell_type == "code" and not is_test_cell(cell)
-               for module in imported_modules(cell.source)
-               if module not in TRUSTED_PACKAGES]
+               for module in imported_modules(cell.source)]
     return Assignment(name, path.name, path, tuple(tests), tuple(dict.fromkeys(interface)),
                       frozenset(test_sources), frozenset(solution_ids),
                       tuple(dict.fromkeys(preload)))

@@ -30,9 +30,6 @@ COURSE_ROOT = Path(__file__).resolve().parents[2]
 SANDBOX_GID = 65534  # nogroup
 SANDBOX_UID_BASE = 61000  # slot k runs as uid SANDBOX_UID_BASE + k (no login, no files)
 OUTPUT_KEPT = 8192
-# Course code that must not be importable in a sandbox even where a venv holds a
-# non-editable install of it: the checks, the references and the grader.
-TRUSTED_PACKAGES = ("attention_course", "autograder")
 
 
 @dataclass(frozen=True)

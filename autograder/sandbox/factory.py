@@ -43,11 +43,14 @@ import IPython.core.interactiveshell  # noqa: F401 - preloaded for every sandbox
 
 import attention_course_learner as learner_package
 from attention_course_learner import frames, remote, wire, worker
-from autograder.sandbox import TRUSTED_PACKAGES, isolation
+from autograder.sandbox import isolation
 
 EXIT_STATUS = struct.Struct(">i")
 LEARNER_PACKAGE = os.path.dirname(os.path.abspath(learner_package.__file__))
 COURSE_ROOT = os.path.dirname(LEARNER_PACKAGE)
+# Course code that must not be importable in a sandbox even where a venv holds a
+# non-editable install of it: the checks, the references and the grader.
+TRUSTED_PACKAGES = ("attention_course", "autograder")
 
 
 def _within(path: str, folder: str) -> bool:
@@ -259,15 +262,6 @@ def _submission_setup(config: dict):
     return functools.partial(run_isolated, plan)
 
 
-def _wait_for_sandboxes() -> None:
-    """Until every sandbox started so far has ended, and with it all it started."""
-    while True:
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
-            return
-
-
 def host(config: dict, connection: socket.socket) -> None:
     """A submission's sandboxes' parent. It never runs learner code: it makes the
     namespaces and root they share, then forks one sandbox per request (the grader
@@ -278,24 +272,14 @@ def host(config: dict, connection: socket.socket) -> None:
         connection.send(json.dumps({"error": str(error)}).encode())
         return
     connection.send(json.dumps({"pid": os.getpid()}).encode())
-    while True:
-        try:
-            message, fds, _, _ = socket.recv_fds(connection, 1 << 16, 4)
-        except OSError:
-            break
-        if not message:
-            break
-        if len(fds) != 4:
-            for fd in fds:
-                os.close(fd)
-            continue
-        _wait_for_sandboxes()
+    for message, fds in _requests(connection, 4):
+        _reap(block=True)  # the last sandbox, and all it started, is gone
         if os.fork() == 0:
             connection.close()
             _start_sandbox(run, {**config, **json.loads(message)}, fds)
         for fd in fds:
             os.close(fd)
-    _wait_for_sandboxes()
+    _reap(block=True)
 
 
 def _start_sandbox(run, config: dict, fds: list[int]) -> None:
@@ -336,9 +320,26 @@ def _start_host(config: dict, connection_fd: int) -> None:
     os._exit(0)
 
 
+def _requests(connection: socket.socket, fd_count: int):
+    """(message, descriptors) of each request that carries ``fd_count`` descriptors,
+    until the grader closes the connection; others are dropped."""
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(connection, 1 << 16, fd_count)
+        except OSError:
+            return
+        if not message:
+            return
+        if len(fds) == fd_count:
+            yield message, fds
+            continue
+        for fd in fds:
+            os.close(fd)
+
+
 def _reap(block: bool) -> None:
-    """Wait for finished boots: waited-for, their CPU time counts in ours (and so in
-    the grader's), where SIG_IGN would drop it. ``block``: until all have ended."""
+    """Wait for finished children: waited-for, their CPU time counts in ours (and so
+    in the grader's), where SIG_IGN would drop it. ``block``: until all have ended."""
     while True:
         try:
             pid, _ = os.waitpid(-1, 0 if block else os.WNOHANG)
@@ -349,23 +350,13 @@ def _reap(block: bool) -> None:
 
 
 def serve(connection: socket.socket) -> None:
-    while True:
-        _reap(block=False)
-        try:
-            message, fds, _, _ = socket.recv_fds(connection, 1 << 16, 1)
-        except OSError:
-            return
-        if not message:
-            _reap(block=True)
-            return
-        if len(fds) != 1:
-            for fd in fds:
-                os.close(fd)
-            continue
+    for message, fds in _requests(connection, 1):
         if os.fork() == 0:
             connection.close()
             _start_host(json.loads(message), fds[0])
         os.close(fds[0])
+        _reap(block=False)
+    _reap(block=True)
 
 
 def warm_up() -> None:
